@@ -1,0 +1,78 @@
+// swift-tools-version:6.0
+//
+// Sluice: an edge L4 load balancer in Swift on DPDK.
+//
+// DPDK 22.11 and libnuma come from Debian (`libdpdk-dev`, `libnuma-dev`); nothing of DPDK is
+// vendored. The include paths and the machine flags below are what `pkg-config --cflags libdpdk`
+// prints on Debian 12; only CDPDK and SluiceDPDK see them, so the rest of the package builds and
+// tests without DPDK headers on the include path.
+import PackageDescription
+
+let dpdkCFlags = [
+    "-I/usr/include/dpdk",
+    "-I/usr/include/x86_64-linux-gnu/dpdk",
+    "-include", "rte_config.h",
+    "-march=corei7",
+]
+let dpdkLibraries = [
+    "rte_ethdev", "rte_mbuf", "rte_mempool", "rte_ring", "rte_net", "rte_eal",
+    "rte_telemetry", "rte_kvargs", "rte_rcu", "rte_hash", "numa",
+]
+
+/// Hot-path modules: exclusivity checks cost a branch per access on inout/class state; the
+/// ownership discipline (one worker owns its state) is documented at each type instead.
+let hotPathSwift: [SwiftSetting] = [
+    .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)),
+]
+
+let package = Package(
+    name: "Sluice",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "sluiced", targets: ["sluiced"]),
+        .library(name: "SluiceCore", targets: ["SluiceCore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.1"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+    ],
+    targets: [
+        // C wrapper over DPDK: per-packet calls `static inline` in the header, setup out of line.
+        .target(
+            name: "CDPDK",
+            path: "CShims/CDPDK",
+            cSettings: [.unsafeFlags(dpdkCFlags)],
+            linkerSettings: dpdkLibraries.map { .linkedLibrary($0) }
+        ),
+        // Packet views, parsing, checksums, builders. Imports no DPDK.
+        .target(name: "SluiceCore", swiftSettings: hotPathSwift),
+        // The per-packet pipeline, VIP tables, counters. Imports no DPDK.
+        .target(name: "SluiceDataPlane", dependencies: ["SluiceCore"], swiftSettings: hotPathSwift),
+        // The YAML configuration: schema, validation with field paths. Imports no DPDK.
+        .target(
+            name: "SluiceConfig",
+            dependencies: ["SluiceCore", "SluiceDataPlane", .product(name: "Yams", package: "Yams")]
+        ),
+        // EAL, ports, queues, mempools, the worker loop: the only module that talks to DPDK.
+        .target(
+            name: "SluiceDPDK",
+            dependencies: ["CDPDK", "SluiceCore", "SluiceDataPlane"],
+            swiftSettings: hotPathSwift + [.unsafeFlags(dpdkCFlags.flatMap { ["-Xcc", $0] })]
+        ),
+        .executableTarget(
+            name: "sluiced",
+            dependencies: [
+                "SluiceConfig", "SluiceDPDK", "SluiceDataPlane", "SluiceCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: [.unsafeFlags(dpdkCFlags.flatMap { ["-Xcc", $0] })]
+        ),
+        .testTarget(
+            name: "SluiceCoreTests",
+            dependencies: ["SluiceCore", "SluiceDataPlane"],
+            resources: [.copy("../Fixtures")]
+        ),
+        .testTarget(name: "SluiceDataPlaneTests", dependencies: ["SluiceDataPlane", "SluiceCore"]),
+        .testTarget(name: "SluiceConfigTests", dependencies: ["SluiceConfig"]),
+    ]
+)
