@@ -67,11 +67,8 @@ let package = Package(
             ],
             swiftSettings: [.unsafeFlags(dpdkCFlags.flatMap { ["-Xcc", $0] })]
         ),
-        .testTarget(
-            name: "SluiceCoreTests",
-            dependencies: ["SluiceCore", "SluiceDataPlane"],
-            resources: [.copy("../Fixtures")]
-        ),
+        // Golden fixtures live in Tests/Fixtures and are found through #filePath.
+        .testTarget(name: "SluiceCoreTests", dependencies: ["SluiceCore", "SluiceDataPlane"]),
         .testTarget(name: "SluiceDataPlaneTests", dependencies: ["SluiceDataPlane", "SluiceCore"]),
         .testTarget(name: "SluiceConfigTests", dependencies: ["SluiceConfig"]),
     ]
