@@ -1,0 +1,178 @@
+import SluiceCore
+import SluiceDataPlane
+
+/// The configuration of one `sluiced`: ports, worker lcores, the mbuf pool and the VIPs each
+/// port answers for. Loaded from YAML and validated whole before the EAL starts; any problem is
+/// a `ConfigError` naming the file, the field and the reason, and nothing runs.
+public struct SluicedConfig: Sendable, Equatable {
+    /// EAL arguments from the file (`--no-huge`, `-m`, `--file-prefix`, …); command-line EAL
+    /// arguments after `--` are appended to these.
+    public var eal: [String]
+    public var ports: [PortConfig]
+    public var workers: WorkerConfig
+    public var mempool: MempoolConfig
+    public var vips: [VIPConfig]
+
+    public init(eal: [String] = [], ports: [PortConfig], workers: WorkerConfig = WorkerConfig(),
+                mempool: MempoolConfig = MempoolConfig(), vips: [VIPConfig] = []) {
+        self.eal = eal
+        self.ports = ports
+        self.workers = workers
+        self.mempool = mempool
+        self.vips = vips
+    }
+
+    /// The VIPs of port `portIndex`, each answering with its own MAC or the port's.
+    public func ownedAddresses(portIndex: Int, portMAC: MACAddress) -> OwnedAddresses {
+        let name = ports[portIndex].name
+        var v4: [(IPv4Address, MACAddress)] = []
+        var v6: [(IPv6Address, MACAddress)] = []
+        for vip in vips where vip.port == name {
+            switch vip.address {
+            case .v4(let a): v4.append((a, vip.mac ?? portMAC))
+            case .v6(let a): v6.append((a, vip.mac ?? portMAC))
+            }
+        }
+        return OwnedAddresses(portMAC: portMAC, ipv4: v4, ipv6: v6)
+    }
+}
+
+/// One DPDK port.
+public struct PortConfig: Sendable, Equatable {
+    /// The name VIPs and logs refer to the port by (`lan0`).
+    public var name: String
+    /// A virtual device spec (`net_af_packet0,iface=veth0`, `net_null0`, `net_memif0,role=server`)
+    /// or a PCI address (`0000:01:00.0`).
+    public var device: String
+    /// A MAC to use instead of the device's own (virtual devices often make one up per run).
+    public var mac: MACAddress?
+    public var rxDescriptors: Int
+    public var txDescriptors: Int
+    public var mtu: Int?
+
+    public init(name: String, device: String, mac: MACAddress? = nil,
+                rxDescriptors: Int = 1024, txDescriptors: Int = 1024, mtu: Int? = nil) {
+        self.name = name
+        self.device = device
+        self.mac = mac
+        self.rxDescriptors = rxDescriptors
+        self.txDescriptors = txDescriptors
+        self.mtu = mtu
+    }
+
+    /// True when `device` names a virtual device (passed to the EAL as `--vdev`), false for PCI.
+    public var isVirtualDevice: Bool { device.hasPrefix("net_") }
+}
+
+/// The poll-mode workers: one per lcore; with N workers every port has N RX and N TX queues and
+/// worker i owns queue i of every port (shared nothing, as in DPDK's l3fwd).
+public struct WorkerConfig: Sendable, Equatable {
+    public enum Mode: String, Sendable, CaseIterable {
+        /// The full pipeline: parse, dispatch, reply or drop.
+        case pipeline
+        /// Bare forwarding for benchmarks: port 0 ↔ port 1, packets untouched (testpmd's io).
+        case io
+    }
+    public var lcores: [Int]
+    /// The EAL main lcore (not a worker). Default: the lowest lcore not in `lcores`, else 0.
+    public var mainLcore: Int?
+    public var mode: Mode
+    public var idle: IdleConfig
+    /// Longest time a partly filled TX buffer waits before it is flushed.
+    public var txDrainMicroseconds: Int
+
+    public init(lcores: [Int] = [1], mainLcore: Int? = nil, mode: Mode = .pipeline,
+                idle: IdleConfig = IdleConfig(), txDrainMicroseconds: Int = 100) {
+        self.lcores = lcores
+        self.mainLcore = mainLcore
+        self.mode = mode
+        self.idle = idle
+        self.txDrainMicroseconds = txDrainMicroseconds
+    }
+
+    /// The main lcore to run the EAL's control thread on.
+    public var effectiveMainLcore: Int {
+        if let mainLcore { return mainLcore }
+        return (0...(lcores.max() ?? 0) + 1).first { !lcores.contains($0) } ?? 0
+    }
+}
+
+/// What a worker does when there is no traffic.
+public struct IdleConfig: Sendable, Equatable {
+    public enum Mode: String, Sendable, CaseIterable {
+        /// Spin at full speed always (lowest latency, one whole core per worker).
+        case poll
+        /// After a run of empty polls, sleep briefly between polls.
+        case sleep
+        /// After a run of empty polls, wait for an RX interrupt where the PMD supports it
+        /// (falls back to `sleep` otherwise).
+        case interrupt
+    }
+    public var mode: Mode
+    public var emptyPollsBeforeBackoff: Int
+    public var sleepMicroseconds: Int
+
+    public init(mode: Mode = .sleep, emptyPollsBeforeBackoff: Int = 256, sleepMicroseconds: Int = 100) {
+        self.mode = mode
+        self.emptyPollsBeforeBackoff = emptyPollsBeforeBackoff
+        self.sleepMicroseconds = sleepMicroseconds
+    }
+}
+
+/// The packet buffer pool shared by all ports.
+public struct MempoolConfig: Sendable, Equatable {
+    public var mbufs: Int
+    public var cacheSize: Int
+    /// Bytes of packet data per mbuf, headroom included (DPDK's RTE_MBUF_DEFAULT_BUF_SIZE).
+    public var dataRoom: Int
+
+    public init(mbufs: Int = 8191, cacheSize: Int = 256, dataRoom: Int = 2176) {
+        self.mbufs = mbufs
+        self.cacheSize = cacheSize
+        self.dataRoom = dataRoom
+    }
+}
+
+/// An address this `sluiced` owns on one port: it answers ARP / NDP and echo for it and
+/// announces it at start.
+public struct VIPConfig: Sendable, Equatable {
+    public enum Address: Sendable, Equatable, CustomStringConvertible {
+        case v4(IPv4Address)
+        case v6(IPv6Address)
+        public var description: String {
+            switch self {
+            case .v4(let a): a.description
+            case .v6(let a): a.description
+            }
+        }
+    }
+    public var address: Address
+    /// The `PortConfig.name` it is owned on.
+    public var port: String
+    /// The MAC it answers with; default: the port's.
+    public var mac: MACAddress?
+
+    public init(address: Address, port: String, mac: MACAddress? = nil) {
+        self.address = address
+        self.port = port
+        self.mac = mac
+    }
+}
+
+/// A configuration that cannot be used: which file, which field (a path such as
+/// `ports[0].device`), and why. The description is what `sluiced` prints before exiting 2.
+public struct ConfigError: Error, Equatable, CustomStringConvertible {
+    public var file: String
+    public var field: String
+    public var reason: String
+
+    public init(file: String, field: String, reason: String) {
+        self.file = file
+        self.field = field
+        self.reason = reason
+    }
+
+    public var description: String {
+        field.isEmpty ? "\(file): \(reason)" : "\(file): \(field): \(reason)"
+    }
+}
