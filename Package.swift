@@ -48,6 +48,10 @@ let package = Package(
         .target(name: "SluiceCore", swiftSettings: hotPathSwift),
         // The per-packet pipeline, VIP tables, counters. Imports no DPDK.
         .target(name: "SluiceDataPlane", dependencies: ["SluiceCore"], swiftSettings: hotPathSwift),
+        // Maglev consistent hashing (NSDI 2016 §3.4) and the seeded flow hash. Pure, deterministic.
+        .target(name: "SluiceMaglev", dependencies: ["SluiceCore"], swiftSettings: hotPathSwift),
+        // The lock-free connection-tracking table. Imports no DPDK.
+        .target(name: "SluiceConntrack", dependencies: ["SluiceCore"], swiftSettings: hotPathSwift),
         // The YAML configuration: schema, validation with field paths. Imports no DPDK.
         .target(
             name: "SluiceConfig",
@@ -71,5 +75,7 @@ let package = Package(
         .testTarget(name: "SluiceCoreTests", dependencies: ["SluiceCore", "SluiceDataPlane"]),
         .testTarget(name: "SluiceDataPlaneTests", dependencies: ["SluiceDataPlane", "SluiceCore"]),
         .testTarget(name: "SluiceConfigTests", dependencies: ["SluiceConfig"]),
+        .testTarget(name: "SluiceMaglevTests", dependencies: ["SluiceMaglev"]),
+        .testTarget(name: "SluiceConntrackTests", dependencies: ["SluiceConntrack"]),
     ]
 )
