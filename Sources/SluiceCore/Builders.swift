@@ -96,7 +96,14 @@ public enum ICMPEcho {
         let oldTypeCode = p.loadBE16(l4)
         let newTypeCode = UInt16(ICMPType.echoReply) << 8 | (oldTypeCode & 0xFF)
         p.storeBE16(newTypeCode, l4)
-        p.storeBE16(InternetChecksum.update(p.loadBE16(l4 + 2), old: oldTypeCode, new: newTypeCode), l4 + 2)
+        let icmpChecksum = InternetChecksum.update(p.loadBE16(l4 + 2), old: oldTypeCode, new: newTypeCode)
+        p.storeBE16(icmpChecksum, l4 + 2)
+        if icmpChecksum == 0 {
+            // Eqn. 3 cannot tell a reply summing to -0 (checksum 0x0000) from an all-zero reply,
+            // whose checksum must be 0xFFFF or no receiver verifies it. 1 reply in 65536: recompute.
+            p.storeBE16(0, l4 + 2)
+            p.storeBE16(InternetChecksum.checksum(p + l4, count: frame.l3End - l4), l4 + 2)
+        }
         swapEthernet(p, ownerMAC: ownerMAC)
     }
 
