@@ -144,15 +144,20 @@ public enum NeighborDiscovery {
     public static let targetLinkLayerOption: UInt8 = 2
 
     /// Checks a Neighbor Solicitation at `frame.l4Offset` as RFC 4861 §7.1.1 requires of a
-    /// receiver: hop limit 255, code 0, at least 24 bytes, target not multicast, options of
-    /// non-zero length inside the message, no source link-layer option from the unspecified
-    /// address. Returns the target address and the solicitor's link-layer address (if sent).
+    /// receiver: hop limit 255, code 0, at least 24 bytes, valid ICMPv6 checksum, target not
+    /// multicast, options of non-zero length inside the message, no source link-layer option from
+    /// the unspecified address. Returns the target address and the solicitor's link-layer address
+    /// (if sent).
     @inlinable
     public static func validateSolicitation(_ p: UnsafeRawPointer, frame: ParsedFrame)
         -> (target: IPv6Address, sourceMAC: MACAddress?)? {
         let l3 = frame.l3Offset, l4 = frame.l4Offset
         guard frame.l4Length >= HeaderSize.neighborSolicitation,
               p.loadBE8(l3 + 7) == hopLimit, p.loadBE8(l4 + 1) == 0 else { return nil }
+        let pseudo = InternetChecksum.pseudoHeaderSum(source: IPv6Address.load(p, l3 + 8),
+                                                      destination: IPv6Address.load(p, l3 + 24),
+                                                      nextHeader: IPProtocol.icmpv6, length: frame.l4Length)
+        guard InternetChecksum.verifies(p + l4, count: frame.l4Length, initial: pseudo) else { return nil }
         let target = IPv6Address.load(p, l4 + 8)
         guard !target.isMulticast else { return nil }
         var sourceMAC: MACAddress? = nil
