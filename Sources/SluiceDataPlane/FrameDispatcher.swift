@@ -60,13 +60,15 @@ public enum FrameDispatcher {
                 return .drop(.badNeighborSolicitation)
             }
             guard let ownerMAC = owned.macFor(solicitation.target) else { return .drop(.notOwnedAddress) }
-            guard destination == solicitation.target || destination == solicitation.target.solicitedNodeGroup else {
+            // RFC 4861 §7.1.1: from the unspecified address (DAD) only to the solicited-node group.
+            let solicitor = IPv6Address.load(p, l3 + 8)
+            let replyToAll = solicitor.isUnspecified
+            guard destination == solicitation.target.solicitedNodeGroup
+                    || (destination == solicitation.target && !replyToAll) else {
                 return .drop(.badNeighborSolicitation)
             }
             guard owned.accepts(destinationMAC, ownerMAC: ownerMAC) else { return .drop(.foreignDestinationMAC) }
             // RFC 4861 §7.2.4: to the solicitor, or to all nodes when it had no address yet (DAD).
-            let solicitor = IPv6Address.load(p, l3 + 8)
-            let replyToAll = solicitor.isUnspecified
             let replyMAC = replyToAll ? MACAddress.ipv6Multicast(.allNodes)
                                       : (solicitation.sourceMAC ?? MACAddress.load(p, 6))
             let written = NeighborDiscovery.writeAdvertisement(
