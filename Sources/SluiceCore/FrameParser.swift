@@ -147,6 +147,7 @@ public enum FrameParser {
         var next = p.loadBE8(l3 + 6)
         var offset = l3 + HeaderSize.ipv6
         var walked = 0
+        var sawFragmentHeader = false
         while true {
             switch next {
             case IPProtocol.hopByHop, IPProtocol.routing, IPProtocol.destinationOptions:
@@ -160,11 +161,13 @@ public enum FrameParser {
             case IPProtocol.fragment:
                 // RFC 8200 §4.5: 8 bytes, offset in 8-byte units, M flag, 32-bit identification.
                 guard offset + 8 <= end else { return .truncatedIPv6ExtensionHeader }
-                guard !frame.isFragment else { return .badIPv6ExtensionHeader }
+                guard !sawFragmentHeader else { return .badIPv6ExtensionHeader }
+                sawFragmentHeader = true
                 let offsetFlags = p.loadBE16(offset + 2)
-                frame.isFragment = true
                 frame.fragmentOffset = Int(offsetFlags >> 3) * 8
                 frame.moreFragments = offsetFlags & 1 != 0
+                // An atomic fragment (offset 0, M clear) is a whole packet (RFC 6946 §4).
+                frame.isFragment = frame.fragmentOffset != 0 || frame.moreFragments
                 frame.fragmentID = p.loadBE32(offset + 4)
                 next = p.loadBE8(offset)
                 offset += 8
