@@ -1,0 +1,486 @@
+import CDPDK
+import SluiceCore
+import SluiceDataPlane
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The named constants of the worker loop (BRIEF hot-path rule 5), as in DPDK l3fwd.
+public enum WorkerLoop {
+    /// BURST_SIZE: packets asked of one RX burst, and the size of each TX buffer.
+    public static let burstSize = 32
+    /// PREFETCH_DISTANCE: while packet i is processed, the data of packet i + 3 is prefetched,
+    /// so its first cache line is in L1 by the time the parser reads it.
+    public static let prefetchDistance = 3
+    /// Longest single wait for an RX interrupt. It bounds how late an idle worker notices a
+    /// stop request; the interrupt itself normally ends the wait much sooner.
+    public static let interruptWaitMilliseconds: Int32 = 10
+}
+
+/// What a worker does with the packets it receives.
+public enum ForwardingMode: String, Sendable {
+    /// The Sluice pipeline: FrameDispatcher decides, replies leave by the port they came in on.
+    case pipeline
+    /// Benchmark mode (testpmd's `io` forwarding): each RX burst from port p goes unread and
+    /// unchanged to TX on port p^1 (port 0 ↔ 1, 2 ↔ 3; a lone last port to itself).
+    case io
+}
+
+/// What a worker does after a run of empty polls.
+public struct IdlePolicy: Sendable {
+    public enum Mode: String, Sendable {
+        /// Never back off: lowest latency, one core always at 100 %.
+        case poll
+        /// nanosleep for `sleepMicroseconds`.
+        case sleep
+        /// Arm RX interrupts and wait on them (falls back to `sleep` where the driver has none).
+        case interrupt
+    }
+    public var mode: Mode
+    /// Consecutive polls of all the worker's queues that found nothing before it backs off.
+    public var emptyPollsBeforeBackoff: Int
+    public var sleepMicroseconds: Int
+
+    public init(mode: Mode, emptyPollsBeforeBackoff: Int, sleepMicroseconds: Int) {
+        self.mode = mode
+        self.emptyPollsBeforeBackoff = emptyPollsBeforeBackoff
+        self.sleepMicroseconds = sleepMicroseconds
+    }
+}
+
+/// One port as one worker sees it: the queue pair it owns there and the VIPs it answers for.
+public struct WorkerQueue: Sendable {
+    public var port: UInt16
+    /// This worker's RX queue and TX queue index on `port` (and on `transmitPort`).
+    public var queue: UInt16
+    /// Where received packets go in `io` mode; the pipeline always replies on `port`.
+    public var transmitPort: UInt16
+    public var owned: OwnedAddresses
+
+    public init(port: UInt16, queue: UInt16, transmitPort: UInt16, owned: OwnedAddresses) {
+        self.port = port
+        self.queue = queue
+        self.transmitPort = transmitPort
+        self.owned = owned
+    }
+}
+
+/// The stop request every worker checks once per loop iteration.
+public final class StopSignal: Sendable {
+    @usableFromInline let requested = Atomic<Bool>(false)
+
+    public init() {}
+
+    /// Relaxed on both sides: the flag carries no data with it. Everything a worker wrote is
+    /// ordered before the main lcore reads it by the join (rte_eal_wait_lcore), not by this flag.
+    public func request() { requested.store(true, ordering: .relaxed) }
+
+    @inlinable @inline(__always)
+    public var isRequested: Bool { requested.load(ordering: .relaxed) }
+}
+
+/// One (worker, port) pair's loop state. Trivial (no reference counting): it lives in the
+/// worker's arena and is touched by that worker only.
+@usableFromInline
+struct Lane {
+    var rxPort: UInt16
+    var queue: UInt16
+    var txPort: UInt16
+    /// Packets waiting in `transmitBuffer[0..<pending]`, and their bytes.
+    var pending: UInt16
+    var pendingBytes: UInt64
+    /// Unretained: the `Worker` holds the strong reference (in `queues`) for as long as it runs.
+    var owned: Unmanaged<OwnedAddresses>
+    /// `WorkerLoop.burstSize` slots.
+    var transmitBuffer: UnsafeMutablePointer<OpaquePointer?>
+}
+
+/// Cycle and poll counts kept in registers and published to `WorkerCounters` on each TX
+/// drain tick, so the per-iteration cost is a few adds rather than counter stores.
+@usableFromInline
+struct PollTally {
+    var busyPolls: UInt64 = 0
+    var idlePolls: UInt64 = 0
+    var busyCycles: UInt64 = 0
+    var totalCycles: UInt64 = 0
+
+    @inline(__always)
+    mutating func record(cycles: UInt64, busy: Bool) {
+        totalCycles &+= cycles
+        if busy {
+            busyPolls &+= 1
+            busyCycles &+= cycles
+        } else {
+            idlePolls &+= 1
+        }
+    }
+
+    @inline(__always)
+    mutating func publish(to counters: WorkerCounters) {
+        counters.add(.busyPolls, busyPolls)
+        counters.add(.idlePolls, idlePolls)
+        counters.add(.busyCycles, busyCycles)
+        counters.add(.totalCycles, totalCycles)
+        self = PollTally()
+    }
+}
+
+/// Where verdicts are counted in `WorkerCounters`, read once before the loop:
+/// `WorkerCounters.dropBase`/`actionBase` are lazily initialised globals, and reading them per
+/// packet (as `WorkerCounters.count(_:)` does) costs an initialisation-check call each time.
+@usableFromInline
+struct VerdictSlots {
+    let drop = WorkerCounters.dropBase
+    let action = WorkerCounters.actionBase
+}
+
+/// A worker's memory: RX and drop arrays, lanes and TX buffers in one cache-aligned block.
+/// Allocated by the worker on its own lcore, so first touch places it on that lcore's NUMA
+/// node; freed when the worker returns.
+@usableFromInline
+struct WorkerArena {
+    let laneCount: Int
+    /// `burstSize` slots that RX bursts fill.
+    let received: UnsafeMutablePointer<OpaquePointer?>
+    /// `burstSize` slots collecting one burst's dropped mbufs for a single bulk free.
+    let dropped: UnsafeMutablePointer<OpaquePointer?>
+    let lanes: UnsafeMutablePointer<Lane>
+    private let base: UnsafeMutableRawPointer
+
+    init(queues: [WorkerQueue]) {
+        let cacheLine = 64
+        func roundUp(_ n: Int) -> Int { (n + cacheLine - 1) & ~(cacheLine - 1) }
+        let burst = WorkerLoop.burstSize
+        let pointerArray = roundUp(burst * MemoryLayout<OpaquePointer?>.stride)
+        let lanesBytes = roundUp(queues.count * MemoryLayout<Lane>.stride)
+        let total = 2 * pointerArray + lanesBytes + queues.count * pointerArray
+        base = UnsafeMutableRawPointer.allocate(byteCount: total, alignment: cacheLine)
+        laneCount = queues.count
+        received = base.initializeMemory(as: OpaquePointer?.self, repeating: nil, count: burst)
+        dropped = (base + pointerArray).initializeMemory(as: OpaquePointer?.self, repeating: nil, count: burst)
+        let lanesBase = base + 2 * pointerArray
+        let buffersBase = lanesBase + lanesBytes
+        lanes = lanesBase.bindMemory(to: Lane.self, capacity: queues.count)
+        for (i, q) in queues.enumerated() {
+            let buffer = (buffersBase + i * pointerArray)
+                .initializeMemory(as: OpaquePointer?.self, repeating: nil, count: burst)
+            (lanes + i).initialize(to: Lane(rxPort: q.port, queue: q.queue, txPort: q.transmitPort, pending: 0,
+                                            pendingBytes: 0, owned: .passUnretained(q.owned),
+                                            transmitBuffer: buffer))
+        }
+    }
+
+    func deallocate() { base.deallocate() }
+}
+
+/// A poll-mode worker: pinned to one lcore by DPDK, it owns queue `index` of every port and
+/// shares nothing writable with other workers (DPDK l3fwd's model).
+///
+/// The loop never allocates, locks, or touches a reference count: all state is in the
+/// worker's arena (trivial values, unsafe pointers), class instances are reached through
+/// references held here, outside the loop; the only syscall is the idle back-off.
+public final class Worker: @unchecked Sendable {
+    // Safe (@unchecked Sendable): the lets are immutable; `fallbackReason` is written by the
+    // worker thread while it runs and read by the main lcore only after `wait()` joined it.
+    public let index: Int
+    public let lcore: Int
+    public let counters: WorkerCounters
+    public let queues: [WorkerQueue]
+    public let mode: ForwardingMode
+    public let idle: IdlePolicy
+    /// TX buffers are flushed at least this often (TSC cycles), even when not full.
+    public let txDrainCycles: UInt64
+    let stop: StopSignal
+    /// Why `interrupt` mode fell back to `sleep`, if it did.
+    public private(set) var fallbackReason: String?
+
+    public init(index: Int, lcore: Int, queues: [WorkerQueue], mode: ForwardingMode, idle: IdlePolicy,
+                txDrainMicroseconds: Int, stop: StopSignal, counters: WorkerCounters) {
+        self.index = index
+        self.lcore = lcore
+        self.queues = queues
+        self.mode = mode
+        self.idle = idle
+        let hz = EAL.tscHz
+        self.txDrainCycles = max(1, hz / 1_000_000 * UInt64(max(0, txDrainMicroseconds))
+                                    + hz % 1_000_000 * UInt64(max(0, txDrainMicroseconds)) / 1_000_000)
+        self.stop = stop
+        self.counters = counters
+    }
+
+    /// Starts `run` on the worker's lcore (rte_eal_remote_launch). The caller keeps this
+    /// object alive until `wait()` returns: the lcore holds only an unretained pointer.
+    public func launch() throws(DPDKError) {
+        let ret = sl_lcore_launch(Worker.entry, Unmanaged.passUnretained(self).toOpaque(), UInt32(lcore))
+        guard ret == 0 else {
+            throw DPDKError(subject: "worker \(index) (lcore \(lcore))", operation: "rte_eal_remote_launch", code: ret)
+        }
+    }
+
+    /// Joins the worker (rte_eal_wait_lcore); returns `run`'s result.
+    @discardableResult
+    public func wait() -> Int32 { sl_lcore_wait(UInt32(lcore)) }
+
+    /// False once `run` has returned (or before launch).
+    public var isRunning: Bool { sl_lcore_is_running(UInt32(lcore)) }
+
+    private static let entry: sl_lcore_entry = { context in
+        // Safe: `context` is the unretained Worker from `launch`, kept alive by its caller.
+        Unmanaged<Worker>.fromOpaque(context.unsafelyUnwrapped).takeUnretainedValue().run()
+    }
+
+    /// The body on the worker's lcore.
+    private func run() -> Int32 {
+        let arena = WorkerArena(queues: queues)
+        defer { arena.deallocate() }
+        var idleMode = idle.mode
+        if idleMode == .interrupt {
+            if let reason = registerInterrupts(arena) {
+                fallbackReason = reason
+                logFallback(reason)
+                idleMode = .sleep
+            }
+        }
+        switch mode {
+        case .pipeline: pipelineLoop(arena, idleMode: idleMode)
+        case .io: ioLoop(arena, idleMode: idleMode)
+        }
+        if idleMode == .interrupt { unregisterInterrupts(arena, count: arena.laneCount) }
+        return 0
+    }
+
+    // MARK: - The loops
+
+    /// The Sluice pipeline: RX burst → FrameDispatcher → replies buffered per lane, drops freed in bulk.
+    @inline(never)
+    func pipelineLoop(_ arena: WorkerArena, idleMode: IdlePolicy.Mode) {
+        let counters = self.counters
+        let slots = VerdictSlots()
+        let received = arena.received, dropped = arena.dropped
+        pollLoop(arena, idleMode: idleMode) { lane in
+            Worker.receiveAndDispatch(lane, received: received, dropped: dropped, counters: counters, slots: slots)
+        }
+    }
+
+    /// Benchmark forwarding without looking at packets, as testpmd `--forward-mode=io`:
+    /// RX burst, TX burst of the same array on the peer port, free what TX refused.
+    /// Counts packets only (bytes would mean reading every mbuf, which testpmd does not).
+    @inline(never)
+    func ioLoop(_ arena: WorkerArena, idleMode: IdlePolicy.Mode) {
+        let counters = self.counters
+        let received = arena.received
+        pollLoop(arena, idleMode: idleMode) { lane in
+            Worker.forwardBurst(lane, received: received, counters: counters)
+        }
+    }
+
+    /// The loop skeleton shared by both modes: poll every lane, account the iteration's
+    /// cycles as busy or idle, drain TX buffers and publish tallies on the drain tick, back off
+    /// after a run of empty iterations, stop when asked. `pollLane` returns packets received.
+    @inline(__always)
+    func pollLoop(_ arena: WorkerArena, idleMode: IdlePolicy.Mode,
+                  _ pollLane: (UnsafeMutablePointer<Lane>) -> Int) {
+        let counters = self.counters
+        let stop = self.stop
+        let lanes = arena.lanes, laneCount = arena.laneCount
+        let drainCycles = txDrainCycles
+        let backoffAfter = idleMode == .poll ? Int.max : max(1, idle.emptyPollsBeforeBackoff)
+        var tally = PollTally()
+        var emptyPolls = 0
+        var iterationStart = sl_rdtsc()
+        var lastDrain = iterationStart
+
+        while !stop.isRequested {
+            var received = 0
+            for l in 0..<laneCount {
+                received &+= pollLane(lanes + l)
+            }
+            let now = sl_rdtsc()
+            tally.record(cycles: now &- iterationStart, busy: received > 0)
+            iterationStart = now
+            emptyPolls = received > 0 ? 0 : emptyPolls &+ 1
+
+            if now &- lastDrain >= drainCycles {
+                Worker.flushAll(lanes, count: laneCount, counters: counters)
+                tally.publish(to: counters)
+                lastDrain = now
+            }
+            if emptyPolls >= backoffAfter {
+                Worker.flushAll(lanes, count: laneCount, counters: counters)
+                backOff(idleMode, arena)
+                let resumed = sl_rdtsc()
+                tally.totalCycles &+= resumed &- now   // time backed off is idle time
+                iterationStart = resumed
+                emptyPolls = 0
+            }
+        }
+        Worker.flushAll(lanes, count: laneCount, counters: counters)
+        tally.publish(to: counters)
+    }
+
+    // MARK: - Per burst
+
+    /// One RX burst on `lane` through FrameDispatcher. Returns the packets received.
+    @inline(__always)
+    static func receiveAndDispatch(_ lane: UnsafeMutablePointer<Lane>, received: UnsafeMutablePointer<OpaquePointer?>,
+                                   dropped: UnsafeMutablePointer<OpaquePointer?>, counters: WorkerCounters,
+                                   slots: VerdictSlots) -> Int {
+        let count = Int(sl_rx_burst(lane.pointee.rxPort, lane.pointee.queue, received, UInt16(WorkerLoop.burstSize)))
+        if count == 0 { return 0 }
+        let distance = WorkerLoop.prefetchDistance
+        for i in 0..<min(count, distance) {
+            // Safe: rx burst filled received[0..<count] with valid mbufs.
+            sl_prefetch0(sl_mbuf_data(received[i].unsafelyUnwrapped))
+        }
+        var dropCount = 0
+        var bytes: UInt64 = 0
+        lane.pointee.owned._withUnsafeGuaranteedRef { owned in
+            for i in 0..<count {
+                if i &+ distance < count {
+                    // Safe: i + distance < count, inside the filled part.
+                    sl_prefetch0(sl_mbuf_data(received[i &+ distance].unsafelyUnwrapped))
+                }
+                // Safe: i < count; rx burst never returns null slots below count.
+                let m = received[i].unsafelyUnwrapped
+                // Safe: a received mbuf's data pointer is non-null. Every received mbuf is one
+                // segment (no RX scatter, frames fit one mbuf), so data_len is the frame length.
+                let frame = sl_mbuf_data(m).unsafelyUnwrapped
+                let receivedLength = Int(sl_mbuf_data_len(m))
+                bytes &+= UInt64(truncatingIfNeeded: receivedLength)
+                var length = receivedLength
+                let verdict = FrameDispatcher.process(frame, length: &length, capacity: Int(sl_mbuf_capacity(m)),
+                                                      owned: owned)
+                switch verdict {
+                case .transmit(let action):
+                    counters.add(slots.action &+ Int(action.rawValue))
+                    if length != receivedLength { sl_mbuf_set_length(m, UInt16(truncatingIfNeeded: length)) }
+                    enqueue(m, length: length, on: lane, counters: counters)
+                case .drop(let reason):
+                    counters.add(slots.drop &+ Int(reason.rawValue))
+                    dropped[dropCount] = m   // Safe: at most `count` ≤ burstSize drops per burst.
+                    dropCount &+= 1
+                }
+            }
+        }
+        counters.add(.rxPackets, UInt64(truncatingIfNeeded: count))
+        counters.add(.rxBytes, bytes)
+        if dropCount > 0 { sl_mbuf_free_bulk(dropped, UInt32(truncatingIfNeeded: dropCount)) }
+        return count
+    }
+
+    /// One io-mode burst: RX on `lane.rxPort`, TX on `lane.txPort`, same queue index.
+    @inline(__always)
+    static func forwardBurst(_ lane: UnsafeMutablePointer<Lane>, received: UnsafeMutablePointer<OpaquePointer?>,
+                             counters: WorkerCounters) -> Int {
+        let queue = lane.pointee.queue
+        let count = sl_rx_burst(lane.pointee.rxPort, queue, received, UInt16(WorkerLoop.burstSize))
+        if count == 0 { return 0 }
+        let sent = sl_tx_burst(lane.pointee.txPort, queue, received, count)
+        if sent < count { dropUnsent(received + Int(sent), count: Int(count &- sent), counters: counters) }
+        counters.add(.rxPackets, UInt64(count))
+        counters.add(.txPackets, UInt64(sent))
+        return Int(count)
+    }
+
+    /// Appends a reply to the lane's TX buffer; a full buffer goes to the driver at once.
+    @inline(__always)
+    static func enqueue(_ m: OpaquePointer, length: Int, on lane: UnsafeMutablePointer<Lane>, counters: WorkerCounters) {
+        let slot = Int(lane.pointee.pending)
+        lane.pointee.transmitBuffer[slot] = m   // Safe: pending < burstSize (flushed when it reaches it).
+        lane.pointee.pending = UInt16(truncatingIfNeeded: slot &+ 1)
+        lane.pointee.pendingBytes &+= UInt64(truncatingIfNeeded: length)
+        if slot &+ 1 == WorkerLoop.burstSize { flush(lane, counters: counters) }
+    }
+
+    /// Hands the lane's TX buffer to the driver; what it refuses is freed and counted.
+    @inline(__always)
+    static func flush(_ lane: UnsafeMutablePointer<Lane>, counters: WorkerCounters) {
+        let pending = lane.pointee.pending
+        if pending == 0 { return }
+        let buffer = lane.pointee.transmitBuffer
+        var bytes = lane.pointee.pendingBytes
+        let sent = sl_tx_burst(lane.pointee.txPort, lane.pointee.queue, buffer, pending)
+        if sent < pending {
+            bytes &-= dropUnsent(buffer + Int(sent), count: Int(pending &- sent), counters: counters)
+        }
+        counters.add(.txPackets, UInt64(sent))
+        counters.add(.txBytes, bytes)
+        lane.pointee.pending = 0
+        lane.pointee.pendingBytes = 0
+    }
+
+    @inline(__always)
+    static func flushAll(_ lanes: UnsafeMutablePointer<Lane>, count: Int, counters: WorkerCounters) {
+        for l in 0..<count { flush(lanes + l, counters: counters) }
+    }
+
+    /// Frees packets the TX queue refused (it was full) and counts them; returns their bytes.
+    /// Cold: a full TX ring means the link or the peer is the bottleneck.
+    @inline(never) @discardableResult
+    static func dropUnsent(_ packets: UnsafeMutablePointer<OpaquePointer?>, count: Int, counters: WorkerCounters) -> UInt64 {
+        var bytes: UInt64 = 0
+        for i in 0..<count {
+            // Safe: the caller passes only slots the TX burst did not take; each holds an mbuf.
+            bytes &+= UInt64(sl_mbuf_data_len(packets[i].unsafelyUnwrapped))
+        }
+        sl_mbuf_free_bulk(packets, UInt32(count))
+        counters.countDrop(.transmitQueueFull, UInt64(count))
+        return bytes
+    }
+
+    // MARK: - Idle
+
+    /// Backs off after `emptyPollsBeforeBackoff` empty iterations. TX buffers were flushed by
+    /// the caller, so nothing waits in them while the worker sleeps.
+    @inline(never)
+    func backOff(_ mode: IdlePolicy.Mode, _ arena: WorkerArena) {
+        counters.add(.idleSleeps)
+        switch mode {
+        case .poll:
+            return
+        case .sleep:
+            let us = max(1, idle.sleepMicroseconds)
+            var request = timespec(tv_sec: us / 1_000_000, tv_nsec: (us % 1_000_000) * 1_000)
+            _ = nanosleep(&request, nil)
+        case .interrupt:
+            // l3fwd-power's pattern: arm, wait, disarm, then poll. A packet that arrived just
+            // before arming is seen after the wait's timeout at the latest.
+            for l in 0..<arena.laneCount {
+                _ = sl_rx_interrupt_enable(arena.lanes[l].rxPort, arena.lanes[l].queue)
+            }
+            _ = sl_rx_interrupt_wait(WorkerLoop.interruptWaitMilliseconds)
+            for l in 0..<arena.laneCount {
+                _ = sl_rx_interrupt_disable(arena.lanes[l].rxPort, arena.lanes[l].queue)
+            }
+        }
+    }
+
+    /// Adds every RX queue of this worker to its thread's epoll set. Returns nil on success, or
+    /// why interrupts cannot be used (after undoing what was registered).
+    @inline(never)
+    func registerInterrupts(_ arena: WorkerArena) -> String? {
+        for l in 0..<arena.laneCount {
+            let lane = arena.lanes[l]
+            let ret = sl_rx_interrupt_register(lane.rxPort, lane.queue, true)
+            if ret != 0 {
+                unregisterInterrupts(arena, count: l)
+                return "port \(lane.rxPort) queue \(lane.queue): rte_eth_dev_rx_intr_ctl_q: "
+                    + String(cString: sl_strerror(ret))
+            }
+        }
+        return nil
+    }
+
+    @inline(never)
+    func unregisterInterrupts(_ arena: WorkerArena, count: Int) {
+        for l in 0..<count { _ = sl_rx_interrupt_register(arena.lanes[l].rxPort, arena.lanes[l].queue, false) }
+    }
+
+    @inline(never)
+    func logFallback(_ reason: String) {
+        Log.error("worker \(index) (lcore \(lcore)): RX interrupts unavailable (\(reason)); "
+                  + "idle mode falls back to sleep")
+    }
+}
