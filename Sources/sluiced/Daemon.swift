@@ -1,0 +1,268 @@
+import SluiceConfig
+import SluiceCore
+import SluiceDataPlane
+import SluiceDPDK
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One `sluiced` process: start-up on the main lcore, the wait for a stop signal, shutdown.
+///
+/// Threads: the main lcore runs everything here; workers run `Worker.run` on their own lcores.
+/// SIGINT and SIGTERM are blocked before the EAL creates any thread, so every thread inherits
+/// the mask and the signals are only ever taken synchronously by `sigtimedwait` here: no
+/// handler runs on a worker, and nothing async-signal-unsafe can happen.
+final class Daemon {
+    let config: SluicedConfig
+    let mode: ForwardingMode
+    let ealOptions: [String]
+    private let stop = StopSignal()
+    private var ealStarted = false
+    private var pool: Mempool?
+    private var ports: [Port] = []
+    private var workers: [Worker] = []
+
+    /// How long to wait for a link that is down at start before announcing anyway.
+    static let linkWaitMilliseconds = 3_000
+    /// How often the main lcore checks that every worker is still running.
+    static let watchIntervalNanoseconds = 200_000_000
+
+    init(config: SluicedConfig, forwardIO: Bool, ealOptions: [String]) {
+        self.config = config
+        self.mode = forwardIO || config.workers.mode == .io ? .io : .pipeline
+        self.ealOptions = ealOptions
+    }
+
+    /// Checks that involve more than one field or the command line, made before the EAL starts.
+    /// Returns `FILE: FIELD: REASON` (ConfigError's form), or nil when all is well.
+    static func validate(_ config: SluicedConfig, forwardIO: Bool, file: String) -> String? {
+        let main = config.workers.effectiveMainLcore
+        if config.workers.lcores.isEmpty {
+            return "\(file): workers.lcores: at least one worker lcore is required"
+        }
+        if config.workers.lcores.contains(main) {
+            return "\(file): workers.main_lcore: lcore \(main) is also a worker lcore; the main lcore must be another one"
+        }
+        if forwardIO && config.ports.count != 2 {
+            return "\(file): ports: --forward-io needs exactly two ports (has \(config.ports.count))"
+        }
+        return nil
+    }
+
+    /// Runs until SIGINT or SIGTERM; returns the exit status.
+    func run() -> Int32 {
+        Daemon.blockStopSignals()
+        do {
+            try start()
+        } catch {
+            Log.error(error.description)
+            _ = shutdown(reason: "start-up failed")
+            return 1
+        }
+        let stopped = waitForStop()
+        let workersFailed = shutdown(reason: stopped.reason)
+        return stopped.clean && !workersFailed ? 0 : 1
+    }
+
+    // MARK: - Start-up
+
+    private func start() throws(DPDKError) {
+        let arguments = EALArguments(config: config, extra: ealOptions).arguments
+        try EAL.initialize(arguments: arguments)
+        ealStarted = true
+        try checkLcores()
+
+        let firstWorkerSocket = EAL.socket(ofLcore: config.workers.lcores[0])
+        let pool = try Mempool(name: "sluiced_mbufs", mbufs: config.mempool.mbufs, cacheSize: config.mempool.cacheSize,
+                               dataRoom: config.mempool.dataRoom, socket: firstWorkerSocket)
+        self.pool = pool
+
+        let idle = Daemon.idlePolicy(config.workers.idle)
+        for portConfig in config.ports {
+            let port = try Port(name: portConfig.name, device: DeviceSpec(portConfig.device))
+            ports.append(port)
+            try port.configure(queues: config.workers.lcores.count, rxDescriptors: portConfig.rxDescriptors,
+                               txDescriptors: portConfig.txDescriptors, mtu: portConfig.mtu,
+                               rxInterrupts: idle.mode == .interrupt, pool: pool)
+            if let mac = portConfig.mac, mac != port.mac {
+                do {
+                    try port.setMAC(mac)
+                } catch {
+                    Log.error("\(error); answering as \(mac) anyway (the port is promiscuous)")
+                    port.assumeMAC(mac)
+                }
+            }
+            try port.start()
+            do {
+                try port.enablePromiscuous()
+            } catch {
+                Log.error("\(error); frames to VIP MACs other than \(port.mac) may not arrive")
+            }
+        }
+
+        let owned = ports.indices.map { config.ownedAddresses(portIndex: $0, portMAC: ports[$0].mac) }
+        if mode == .pipeline {
+            for (port, addresses) in zip(ports, owned) { announce(addresses, on: port, pool: pool) }
+        }
+        for (port, addresses) in zip(ports, owned) { Output.line(Daemon.describe(port, addresses)) }
+
+        for (index, lcore) in config.workers.lcores.enumerated() {
+            let queues = ports.indices.map { p in
+                WorkerQueue(port: ports[p].id, queue: UInt16(index), transmitPort: ports[Daemon.peer(of: p, in: ports.count)].id,
+                            owned: owned[p])
+            }
+            let worker = Worker(index: index, lcore: lcore, queues: queues, mode: mode, idle: idle,
+                                txDrainMicroseconds: config.workers.txDrainMicroseconds, stop: stop,
+                                counters: WorkerCounters())
+            try worker.launch()
+            workers.append(worker)
+        }
+        Output.line("sluiced: \(workers.count) worker(s) on lcore(s) \(config.workers.lcores.map(String.init).joined(separator: ",")), "
+                    + "main lcore \(EAL.mainLcore), mode \(mode.rawValue), idle \(idle.mode.rawValue)")
+        Output.line("sluiced: running")
+    }
+
+    /// Every worker lcore must be one the EAL runs, and none may be the main lcore (which runs
+    /// this control loop and is never given to rte_eal_remote_launch).
+    private func checkLcores() throws(DPDKError) {
+        let main = EAL.mainLcore
+        for lcore in config.workers.lcores {
+            guard EAL.isEnabled(lcore: lcore) else {
+                throw DPDKError(subject: "workers", operation: "lcore \(lcore)",
+                                reason: "not in the EAL's lcore set (check -l / --lcores after --)")
+            }
+            guard lcore != main else {
+                throw DPDKError(subject: "workers", operation: "lcore \(lcore)",
+                                reason: "is the EAL main lcore; the main lcore cannot be a worker")
+            }
+        }
+    }
+
+    /// io mode's forwarding pairs: 0 ↔ 1, 2 ↔ 3, …; a lone last port forwards to itself.
+    static func peer(of port: Int, in count: Int) -> Int {
+        let peer = port ^ 1
+        return peer < count ? peer : port
+    }
+
+    static func idlePolicy(_ idle: IdleConfig) -> IdlePolicy {
+        let mode: IdlePolicy.Mode = switch idle.mode {
+        case .poll: .poll
+        case .sleep: .sleep
+        case .interrupt: .interrupt
+        }
+        return IdlePolicy(mode: mode, emptyPollsBeforeBackoff: idle.emptyPollsBeforeBackoff,
+                          sleepMicroseconds: idle.sleepMicroseconds)
+    }
+
+    /// Gratuitous ARP / unsolicited NA for the port's VIPs, on TX queue 0 from the main lcore:
+    /// the workers are not running yet, so queue 0 has no other user.
+    private func announce(_ owned: OwnedAddresses, on port: Port, pool: Mempool) {
+        guard !owned.ipv4Addresses.isEmpty || !owned.ipv6Addresses.isEmpty else { return }
+        if !(port.link?.up ?? false) {
+            let state = port.waitForLink(timeoutMilliseconds: Daemon.linkWaitMilliseconds)
+            if !(state?.up ?? false) {
+                Log.error("\(port.subject): link still down after \(Daemon.linkWaitMilliseconds) ms; announcing anyway")
+            }
+        }
+        let report = Announcer.announce(owned, on: port, queue: 0, pool: pool)
+        if report.failed > 0 {
+            Log.error("\(port.subject): \(report.failed) of \(report.sent + report.failed) announcements not sent")
+        }
+    }
+
+    static func describe(_ port: Port, _ owned: OwnedAddresses) -> String {
+        let link = port.link.map { $0.up ? "up speed=\($0.speedMbps) duplex=\($0.fullDuplex ? "full" : "half")" : "down" }
+            ?? "unknown"
+        let setup = port.setup
+        let vips = owned.ipv4Addresses.map { $0.0.description } + owned.ipv6Addresses.map { $0.0.description }
+        return "port \(port.name): dpdk_port=\(port.id) device=\(port.device.spec) driver=\(port.driver) mac=\(port.mac) "
+            + "link=\(link) queues=\(setup?.queues ?? 0) rxd=\(setup?.rxDescriptors ?? 0) txd=\(setup?.txDescriptors ?? 0) "
+            + "mtu=\(setup?.mtu ?? 0) rss=\(setup.map { $0.rssHashFunctions == 0 ? "off" : "0x" + String($0.rssHashFunctions, radix: 16) } ?? "off") "
+            + "rx_interrupts=\(setup?.rxInterrupts ?? false ? "on" : "off") fast_free=\(setup?.fastFree ?? false ? "on" : "off") "
+            + "vips=\(vips.isEmpty ? "none" : vips.joined(separator: ","))"
+    }
+
+    // MARK: - Running
+
+    private static func stopSignalSet() -> sigset_t {
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGINT)
+        sigaddset(&set, SIGTERM)
+        return set
+    }
+
+    /// Must run before rte_eal_init: threads the EAL creates inherit this mask.
+    private static func blockStopSignals() {
+        var set = stopSignalSet()
+        pthread_sigmask(SIG_BLOCK, &set, nil)
+    }
+
+    /// Waits for SIGINT/SIGTERM, checking every 200 ms that no worker has returned on its own.
+    private func waitForStop() -> (reason: String, clean: Bool) {
+        var set = Daemon.stopSignalSet()
+        var timeout = timespec(tv_sec: 0, tv_nsec: Daemon.watchIntervalNanoseconds)
+        while true {
+            let signal = sigtimedwait(&set, nil, &timeout)
+            if signal == SIGINT { return ("SIGINT", true) }
+            if signal == SIGTERM { return ("SIGTERM", true) }
+            if let gone = workers.first(where: { !$0.isRunning }) {
+                Log.error("worker \(gone.index) (lcore \(gone.lcore)) stopped on its own")
+                return ("worker \(gone.index) stopped", false)
+            }
+        }
+    }
+
+    // MARK: - Shutdown
+
+    /// Stops and joins the workers, reports, closes ports, frees the pool, cleans up the EAL.
+    /// Safe to call after a partial start. Returns true when a worker reported failure.
+    private func shutdown(reason: String) -> Bool {
+        stop.request()
+        var failed = false
+        for worker in workers where worker.wait() != 0 { failed = true }
+
+        let hz = ealStarted ? EAL.tscHz : 0
+        for port in ports {
+            guard let s = port.statistics else { continue }
+            Output.line("port \(port.name): stats rx_packets=\(s.rxPackets) tx_packets=\(s.txPackets) "
+                        + "rx_missed=\(s.rxMissed) rx_no_mbuf=\(s.rxNoMbuf) rx_errors=\(s.rxErrors) tx_errors=\(s.txErrors)")
+        }
+        for port in ports.reversed() {
+            if let error = port.close() { Log.error(error.description) }
+        }
+        pool?.release()
+        if ealStarted { EAL.cleanup() }
+
+        guard !workers.isEmpty else { return failed }
+        let counters = workers.map(\.counters)
+        for line in CounterSnapshot(summing: counters).lines { Output.line("counter " + line) }
+        Output.line(Daemon.summary(counters, tscHz: hz, reason: reason))
+        return failed
+    }
+
+    /// `sluiced: stopped by SIGINT after 10.001 s: 123 packets received, 12.300 Mpps, busy 99.9%`.
+    /// Elapsed time is the longest worker's loop time, from its own TSC cycle count.
+    static func summary(_ counters: [WorkerCounters], tscHz: UInt64, reason: String) -> String {
+        let received = counters.reduce(UInt64(0)) { $0 &+ $1.read(.rxPackets) }
+        let cycles = counters.map { $0.read(.totalCycles) }.max() ?? 0
+        let busy = counters.reduce(UInt64(0)) { $0 &+ $1.read(.busyCycles) }
+        let total = counters.reduce(UInt64(0)) { $0 &+ $1.read(.totalCycles) }
+        let seconds = tscHz > 0 ? Double(cycles) / Double(tscHz) : 0
+        let mpps = seconds > 0 ? Double(received) / seconds / 1e6 : 0
+        let busyShare = total > 0 ? 100 * Double(busy) / Double(total) : 0
+        return "sluiced: stopped by \(reason) after \(fixed(seconds, 3)) s: \(received) packets received, "
+            + "\(fixed(mpps, 3)) Mpps, busy \(fixed(busyShare, 1))%"
+    }
+
+    static func fixed(_ value: Double, _ decimals: Int) -> String {
+        var scale = 1.0
+        for _ in 0..<decimals { scale *= 10 }
+        let rounded = (value * scale).rounded() / scale
+        let whole = Int(rounded)
+        var fraction = String(Int(((rounded - Double(whole)) * scale).rounded()))
+        while fraction.count < decimals { fraction = "0" + fraction }
+        return decimals == 0 ? String(whole) : "\(whole).\(fraction)"
+    }
+}
