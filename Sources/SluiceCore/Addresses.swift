@@ -20,7 +20,8 @@ public struct MACAddress: Hashable, Sendable, CustomStringConvertible {
         guard parts.count == 6 else { return nil }
         var v: UInt64 = 0
         for part in parts {
-            guard part.count == 2, let byte = UInt8(part, radix: 16) else { return nil }
+            // Hex digits only: UInt8(_:radix:) alone would take "+f" as 15.
+            guard part.count == 2, part.allSatisfy(\.isHexDigit), let byte = UInt8(part, radix: 16) else { return nil }
             v = v << 8 | UInt64(byte)
         }
         self.value = v
@@ -65,7 +66,8 @@ public struct IPv4Address: Hashable, Comparable, Sendable, CustomStringConvertib
         guard parts.count == 4 else { return nil }
         var v: UInt32 = 0
         for part in parts {
-            guard !part.isEmpty, part.count <= 3, part.allSatisfy(\.isASCII),
+            // ASCII digits only: UInt8(_:) alone would take "+1" as 1.
+            guard !part.isEmpty, part.count <= 3, part.allSatisfy({ $0.isASCII && $0.isNumber }),
                   part.count == 1 || part.first != "0",
                   let octet = UInt8(part) else { return nil }
             v = v << 8 | UInt32(octet)
