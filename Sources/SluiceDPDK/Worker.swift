@@ -127,7 +127,7 @@ struct PollTally {
     }
 }
 
-/// Where verdicts are counted in `WorkerCounters`, read once before the loop:
+/// Where verdicts are counted in `WorkerCounters`, read once before the loop starts:
 /// `WorkerCounters.dropBase`/`actionBase` are lazily initialised globals, and reading them per
 /// packet (as `WorkerCounters.count(_:)` does) costs an initialisation-check call each time.
 @usableFromInline
@@ -244,7 +244,7 @@ public final class Worker: @unchecked Sendable {
             }
         }
         switch mode {
-        case .pipeline: pipelineLoop(arena, idleMode: idleMode)
+        case .pipeline: pipelineLoop(arena, idleMode: idleMode, slots: VerdictSlots())
         case .io: ioLoop(arena, idleMode: idleMode)
         }
         if idleMode == .interrupt { unregisterInterrupts(arena, count: arena.laneCount) }
@@ -255,9 +255,8 @@ public final class Worker: @unchecked Sendable {
 
     /// The Sluice pipeline: RX burst → FrameDispatcher → replies buffered per lane, drops freed in bulk.
     @inline(never)
-    func pipelineLoop(_ arena: WorkerArena, idleMode: IdlePolicy.Mode) {
+    func pipelineLoop(_ arena: WorkerArena, idleMode: IdlePolicy.Mode, slots: VerdictSlots) {
         let counters = self.counters
-        let slots = VerdictSlots()
         let received = arena.received, dropped = arena.dropped
         pollLoop(arena, idleMode: idleMode) { lane in
             Worker.receiveAndDispatch(lane, received: received, dropped: dropped, counters: counters, slots: slots)
