@@ -156,6 +156,9 @@ public enum FrameParser {
                 guard offset + 8 <= end else { return .truncatedIPv6ExtensionHeader }
                 let headerLength = (Int(p.loadBE8(offset + 1)) + 1) * 8
                 guard offset + headerLength <= end else { return .truncatedIPv6ExtensionHeader }
+                // Segments left ≠ 0: this node is not the final destination and Sluice routes no
+                // routing type, so RFC 8200 §4.4 (and RFC 5095 for type 0) says discard.
+                guard next != IPProtocol.routing || p.loadBE8(offset + 3) == 0 else { return .badIPv6ExtensionHeader }
                 next = p.loadBE8(offset)
                 offset += headerLength
             case IPProtocol.fragment:
