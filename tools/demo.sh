@@ -22,11 +22,14 @@ ip -n "$NS" link set sl-demo-cl up
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 step "starting sluiced --config examples/demo.yaml"
-.build/release/sluiced --config examples/demo.yaml 2>&1 | sed -u 's/^/  [sluiced] /' &
+log="$LAB_DIR/sluiced.log"
+.build/release/sluiced --config examples/demo.yaml >"$log" 2>&1 &
+SLUICED_PID=$!
+lab_bg $SLUICED_PID
+tail -n +1 -f "$log" --pid=$SLUICED_PID | sed -u 's/^/  [sluiced] /' &
 lab_bg $!
-for _ in $(seq 300); do pgrep -f 'sluiced --config examples/demo.yaml' >/dev/null && \
-  ip netns exec "$NS" ip neigh show 192.0.2.10 | grep -q lladdr && break; sleep 0.1; done
-sleep 1
+wait_for_line "$log" "sluiced: running" 30 || { echo "sluiced did not start"; exit 1; }
+sleep 0.5
 
 step "client (namespace $NS, 192.0.2.1): arping 192.0.2.10"
 ip netns exec "$NS" arping -c 2 -I sl-demo-cl 192.0.2.10 | sed 's/^/  /'
@@ -37,7 +40,7 @@ ip netns exec "$NS" ping -6 -c 3 -i 0.2 2001:db8::10 | sed 's/^/  /'
 step "client's neighbor table: the VIPs resolve to sluiced's MAC"
 ip -n "$NS" neigh show dev sl-demo-cl | sed 's/^/  /'
 step "stopping sluiced (SIGINT): final counters"
-pkill -INT -f 'sluiced --config examples/demo.yaml' || true
-for _ in $(seq 100); do pgrep -f 'sluiced --config examples/demo.yaml' >/dev/null || break; sleep 0.1; done
-sleep 0.5
+kill -INT $SLUICED_PID
+wait $SLUICED_PID || true
+sleep 0.3
 step "done: sluiced answered ARP, NDP and ping on a virtual port"

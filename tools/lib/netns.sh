@@ -30,6 +30,7 @@ lab_bg() { LAB_PIDS+=("$1"); }
 
 lab_cleanup() {
   local rc=$?
+  set +e   # every step runs even when an earlier one finds nothing to remove
   for pid in "${LAB_PIDS[@]:-}"; do
     [ -n "$pid" ] && kill "$pid" 2>/dev/null
   done
