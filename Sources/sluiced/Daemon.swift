@@ -93,6 +93,9 @@ final class Daemon {
                     port.assumeMAC(mac)
                 }
             }
+            if port.mac == .zero {
+                Log.error("\(port.subject): the device has no MAC address (00:00:00:00:00:00); set ports[].mac")
+            }
             try port.start()
             do {
                 try port.enablePromiscuous()
@@ -224,7 +227,7 @@ final class Daemon {
         for worker in workers where worker.wait() != 0 { failed = true }
 
         let hz = ealStarted ? EAL.tscHz : 0
-        for port in ports {
+        for port in ports where !workers.isEmpty {
             guard let s = port.statistics else { continue }
             Output.line("port \(port.name): stats rx_packets=\(s.rxPackets) tx_packets=\(s.txPackets) "
                         + "rx_missed=\(s.rxMissed) rx_no_mbuf=\(s.rxNoMbuf) rx_errors=\(s.rxErrors) tx_errors=\(s.txErrors)")
