@@ -213,6 +213,10 @@ int sl_port_stats(uint16_t port, struct sl_port_stats *stats) {
 
 /* ---- RX interrupts ------------------------------------------------------------------------ */
 
+bool sl_rx_interrupt_available(uint16_t port, uint16_t queue) {
+    return rte_eth_dev_rx_intr_ctl_q_get_fd(port, queue) >= 0;
+}
+
 int sl_rx_interrupt_register(uint16_t port, uint16_t queue, bool add) {
     int ret = rte_eth_dev_rx_intr_ctl_q(port, queue, RTE_EPOLL_PER_THREAD,
                                         add ? RTE_INTR_EVENT_ADD : RTE_INTR_EVENT_DEL, NULL);

@@ -83,7 +83,8 @@ public struct PortSetup: Sendable {
     public var txDescriptors: Int
     /// Hash functions RSS spreads on (RTE_ETH_RSS_* bits); 0 when RSS is off.
     public var rssHashFunctions: UInt64
-    /// True when the driver accepted RX interrupts (idle mode `interrupt` can arm them).
+    /// True when RX interrupts were requested and, once started, the driver has them (idle
+    /// mode `interrupt` can arm them).
     public var rxInterrupts: Bool
     public var fastFree: Bool
     public var mtu: Int
@@ -204,10 +205,13 @@ public final class Port: @unchecked Sendable {
         guard ret == 0 else { throw DPDKError(subject: subject, operation: "rte_eth_promiscuous_enable", code: ret) }
     }
 
+    /// Starts the port. Drivers set up RX interrupt vectors only now, so this is also where
+    /// `setup.rxInterrupts` learns whether the driver really has them.
     public func start() throws(DPDKError) {
         let ret = sl_port_start(id)
         guard ret == 0 else { throw DPDKError(subject: subject, operation: "rte_eth_dev_start", code: ret) }
         started = true
+        if setup?.rxInterrupts == true && !sl_rx_interrupt_available(id, 0) { setup?.rxInterrupts = false }
     }
 
     /// Stops the port if it was started. Errors are returned for the log, not thrown: stopping

@@ -203,6 +203,9 @@ int sl_port_stats(uint16_t port, struct sl_port_stats *stats);
 
 /* RX interrupts (idle mode `interrupt`). The epoll instance is per thread: call these on the
  * worker's own lcore. */
+/** True when the started port has an interrupt event fd for `queue` (the driver implements RX
+ *  interrupts and they were requested at configure time). */
+bool sl_rx_interrupt_available(uint16_t port, uint16_t queue);
 /** Adds (or removes) `queue`'s interrupt to the calling thread's epoll set. */
 int sl_rx_interrupt_register(uint16_t port, uint16_t queue, bool add);
 int sl_rx_interrupt_enable(uint16_t port, uint16_t queue);
