@@ -224,7 +224,13 @@ final class Daemon {
     private func shutdown(reason: String) -> Bool {
         stop.request()
         var failed = false
-        for worker in workers where worker.wait() != 0 { failed = true }
+        for worker in workers {
+            let status = worker.wait()
+            if status != 0 {
+                Log.error("worker \(worker.index) (lcore \(worker.lcore)) returned \(status)")
+                failed = true
+            }
+        }
 
         let hz = ealStarted ? EAL.tscHz : 0
         for port in ports where !workers.isEmpty {
