@@ -50,6 +50,8 @@ let package = Package(
         .target(name: "SluiceDataPlane", dependencies: ["SluiceCore"], swiftSettings: hotPathSwift),
         // Maglev consistent hashing (NSDI 2016 §3.4) and the seeded flow hash. Pure, deterministic.
         .target(name: "SluiceMaglev", dependencies: ["SluiceCore"], swiftSettings: hotPathSwift),
+        // Maglev balance, disruption, build time and flow-hash cost: `swift run -c release sluice-maglev-report`.
+        .executableTarget(name: "sluice-maglev-report", dependencies: ["SluiceMaglev", "SluiceCore"]),
         // The lock-free connection-tracking table. Imports no DPDK.
         .target(name: "SluiceConntrack", dependencies: ["SluiceCore"], swiftSettings: hotPathSwift),
         // The YAML configuration: schema, validation with field paths. Imports no DPDK.
@@ -75,7 +77,7 @@ let package = Package(
         .testTarget(name: "SluiceCoreTests", dependencies: ["SluiceCore", "SluiceDataPlane"]),
         .testTarget(name: "SluiceDataPlaneTests", dependencies: ["SluiceDataPlane", "SluiceCore"]),
         .testTarget(name: "SluiceConfigTests", dependencies: ["SluiceConfig"]),
-        .testTarget(name: "SluiceMaglevTests", dependencies: ["SluiceMaglev"]),
+        .testTarget(name: "SluiceMaglevTests", dependencies: ["SluiceMaglev", "SluiceCore"]),
         .testTarget(name: "SluiceConntrackTests", dependencies: ["SluiceConntrack"]),
     ]
 )
