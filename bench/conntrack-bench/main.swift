@@ -1,0 +1,2 @@
+// Conntrack micro-benchmark: being written (see docs/conntrack.md).
+print("sluice-conntrack-bench: not yet implemented")
