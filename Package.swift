@@ -52,8 +52,21 @@ let package = Package(
         .target(name: "SluiceMaglev", dependencies: ["SluiceCore"], swiftSettings: hotPathSwift),
         // Maglev balance, disruption, build time and flow-hash cost: `swift run -c release sluice-maglev-report`.
         .executableTarget(name: "sluice-maglev-report", dependencies: ["SluiceMaglev", "SluiceCore"]),
+        // Prefetch hints Swift cannot spell (static inline C, inlined into Swift). No DPDK.
+        .target(name: "CSluiceIntrinsics", path: "CShims/CSluiceIntrinsics"),
         // The lock-free connection-tracking table. Imports no DPDK.
-        .target(name: "SluiceConntrack", dependencies: ["SluiceCore"], swiftSettings: hotPathSwift),
+        .target(
+            name: "SluiceConntrack",
+            dependencies: ["SluiceCore", "CSluiceIntrinsics"],
+            swiftSettings: hotPathSwift
+        ),
+        // Conntrack micro-benchmark (run it in release: see docs/conntrack.md).
+        .executableTarget(
+            name: "sluice-conntrack-bench",
+            dependencies: ["SluiceConntrack"],
+            path: "bench/conntrack-bench",
+            swiftSettings: hotPathSwift
+        ),
         // The YAML configuration: schema, validation with field paths. Imports no DPDK.
         .target(
             name: "SluiceConfig",
