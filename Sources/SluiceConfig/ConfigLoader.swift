@@ -106,7 +106,7 @@ struct NodeReader {
     }
 
     func config(_ root: Node) throws(ConfigError) -> SluicedConfig {
-        let top = try mapping(root, "", allowed: ["eal", "ports", "workers", "mempool", "vips"])
+        let top = try mapping(root, "", allowed: ["eal", "ports", "workers", "mempool", "vips", "services", "routes", "flows"])
         var eal: [String] = []
         if let node = top["eal"] {
             for (i, item) in try sequence(node, "eal").enumerated() {
@@ -146,11 +146,180 @@ struct NodeReader {
                 vips.append(vip)
             }
         }
-        return SluicedConfig(eal: eal, ports: ports, workers: workers, mempool: mempool, vips: vips)
+        var routes: [RouteConfig] = []
+        if let node = top["routes"] {
+            for (i, item) in try sequence(node, "routes").enumerated() {
+                routes.append(try routeConfig(item, "routes[\(i)]", ports: ports))
+            }
+        }
+        let flows = try top["flows"].map { (n: Node) throws(ConfigError) in try flowConfig(n, "flows") } ?? FlowConfig()
+        var services: [ServiceConfig] = []
+        if let node = top["services"] {
+            for (i, item) in try sequence(node, "services").enumerated() {
+                let path = "services[\(i)]"
+                let service = try serviceConfig(item, path)
+                if services.contains(where: { $0.name == service.name }) {
+                    throw fail("\(path).name", "duplicate service name '\(service.name)'")
+                }
+                if let other = services.first(where: { $0.vip == service.vip && $0.proto == service.proto && $0.port == service.port }) {
+                    throw fail("\(path).port", "\(service.vip) \(service.proto.rawValue) port \(service.port) is already service '\(other.name)'")
+                }
+                guard vips.contains(where: { $0.address == service.vip }) else {
+                    throw fail("\(path).vip", "\(service.vip) is not owned on any port (list it under vips)")
+                }
+                services.append(service)
+            }
+        }
+        return SluicedConfig(eal: eal, ports: ports, workers: workers, mempool: mempool, vips: vips,
+                             services: services, routes: routes, flows: flows)
+    }
+
+    func ipAddress(_ node: Node, _ path: String) throws(ConfigError) -> IPAddress {
+        let text = try string(node, path)
+        guard let address = IPAddress(text) else { throw fail(path, "'\(text)' is not an IPv4 or IPv6 address") }
+        return address
+    }
+
+    func prefix(_ node: Node, _ path: String) throws(ConfigError) -> IPPrefix {
+        let text = try string(node, path)
+        guard let prefix = IPPrefix(text) else { throw fail(path, "'\(text)' is not an address with a prefix length (192.0.2.2/24)") }
+        return prefix
+    }
+
+    func routeConfig(_ node: Node, _ path: String, ports: [PortConfig]) throws(ConfigError) -> RouteConfig {
+        let m = try mapping(node, path, allowed: ["prefix", "via", "port"])
+        guard let p = m["prefix"] else { throw fail("\(path).prefix", "required field missing") }
+        guard let v = m["via"] else { throw fail("\(path).via", "required field missing") }
+        guard let n = m["port"] else { throw fail("\(path).port", "required field missing") }
+        let route = RouteConfig(prefix: try prefix(p, "\(path).prefix"), via: try ipAddress(v, "\(path).via"),
+                                port: try string(n, "\(path).port"))
+        guard route.prefix.address.isIPv4 == route.via.isIPv4 else {
+            throw fail("\(path).via", "\(route.via) is not of the prefix's address family")
+        }
+        guard let port = ports.first(where: { $0.name == route.port }) else {
+            throw fail("\(path).port", "no port named '\(route.port)'")
+        }
+        guard port.addresses.contains(where: { $0.contains(route.via) }) else {
+            throw fail("\(path).via", "\(route.via) is not inside any address prefix of port \(route.port)")
+        }
+        return route
+    }
+
+    func flowConfig(_ node: Node, _ path: String) throws(ConfigError) -> FlowConfig {
+        let m = try mapping(node, path, allowed: ["capacity", "hash_seed"])
+        var flows = FlowConfig()
+        if let n = m["capacity"] { flows.capacity = try int(n, "\(path).capacity", range: 1024...(1 << 27)) }
+        if let n = m["hash_seed"] {
+            let text = try string(n, "\(path).hash_seed")
+            let digits = Array(text.utf8)
+            guard digits.count == 32, digits.allSatisfy({ Character(Unicode.Scalar($0)).isHexDigit }) else {
+                throw fail("\(path).hash_seed", "must be 32 hex digits (16 bytes)")
+            }
+            let bytes = stride(from: 0, to: 32, by: 2).map { UInt8(String(decoding: digits[$0..<$0 + 2], as: UTF8.self), radix: 16)! }
+            flows.hashSeed = bytes
+        }
+        return flows
+    }
+
+    func serviceConfig(_ node: Node, _ path: String) throws(ConfigError) -> ServiceConfig {
+        let m = try mapping(node, path, allowed: ["name", "vip", "protocol", "port", "mode", "backends",
+                                                  "maglev_size", "mss_clamp", "source_pool"])
+        guard let nameNode = m["name"] else { throw fail("\(path).name", "required field missing") }
+        let name = try string(nameNode, "\(path).name")
+        guard !name.isEmpty, name.utf8.count <= 64,
+              name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_./".contains($0)) }) else {
+            throw fail("\(path).name", "'\(name)' must be 1-64 characters of letters, digits, '-', '_', '.' or '/'")
+        }
+        guard let vipNode = m["vip"] else { throw fail("\(path).vip", "required field missing") }
+        let vip = try ipAddress(vipNode, "\(path).vip")
+        guard let protoNode = m["protocol"] else { throw fail("\(path).protocol", "required field missing") }
+        let protoText = try string(protoNode, "\(path).protocol")
+        guard let proto = ServiceProtocol(rawValue: protoText) else {
+            throw fail("\(path).protocol", "'\(protoText)' is not one of: tcp, udp, sctp")
+        }
+        let port = try m["port"].map { (n: Node) throws(ConfigError) in UInt16(try int(n, "\(path).port", range: 0...65535)) } ?? 0
+        var method = ForwardingMethod.dnat
+        if let n = m["mode"] {
+            let text = try string(n, "\(path).mode")
+            guard let parsed = ForwardingMethod(rawValue: text) else {
+                throw fail("\(path).mode", "'\(text)' is not one of: \(ForwardingMethod.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            method = parsed
+        }
+        var service = ServiceConfig(name: name, vip: vip, proto: proto, port: port, method: method, backends: [])
+        if let n = m["maglev_size"] {
+            let size = try int(n, "\(path).maglev_size", range: 3...16_777_213)
+            guard isPrime(size) else { throw fail("\(path).maglev_size", "\(size) is not a prime (Maglev needs a prime table size)") }
+            service.maglevSize = size
+        }
+        if let n = m["mss_clamp"] { service.mssClamp = UInt16(try int(n, "\(path).mss_clamp", range: 536...9000)) }
+        if let n = m["source_pool"] {
+            for (i, item) in try sequence(n, "\(path).source_pool").enumerated() {
+                let a = try ipAddress(item, "\(path).source_pool[\(i)]")
+                guard a.isIPv4 == vip.isIPv4 else { throw fail("\(path).source_pool[\(i)]", "\(a) is not of the VIP's address family") }
+                service.sourcePool.append(a)
+            }
+        }
+        if method == .fullnat && service.sourcePool.isEmpty {
+            throw fail("\(path).source_pool", "fullnat needs at least one source address")
+        }
+        guard let backendsNode = m["backends"] else { throw fail("\(path).backends", "required field missing") }
+        for (i, item) in try sequence(backendsNode, "\(path).backends").enumerated() {
+            let b = try backendConfig(item, "\(path).backends[\(i)]", service: service)
+            if service.backends.contains(where: { $0.address == b.address && $0.port == b.port }) {
+                throw fail("\(path).backends[\(i)]", "backend \(b.address) port \(b.port) is listed twice")
+            }
+            service.backends.append(b)
+        }
+        guard service.backends.count <= 65534 else { throw fail("\(path).backends", "more than 65534 backends") }
+        return service
+    }
+
+    func backendConfig(_ node: Node, _ path: String, service: ServiceConfig) throws(ConfigError) -> BackendConfig {
+        let m = try mapping(node, path, allowed: ["address", "port", "weight", "vtep", "vni", "inner_mac"])
+        guard let a = m["address"] else { throw fail("\(path).address", "required field missing") }
+        let address = try ipAddress(a, "\(path).address")
+        if service.method != .vxlan {
+            guard address.isIPv4 == service.vip.isIPv4 else {
+                throw fail("\(path).address", "\(address) is not of the VIP's address family (\(service.vip))")
+            }
+        }
+        let port = try m["port"].map { (n: Node) throws(ConfigError) in UInt16(try int(n, "\(path).port", range: 0...65535)) } ?? service.port
+        guard port != 0 || service.port == 0 else { throw fail("\(path).port", "0 is only allowed for all-ports services") }
+        var b = BackendConfig(address: address, port: port)
+        if let n = m["weight"] { b.weight = UInt32(try int(n, "\(path).weight", range: 0...65535)) }
+        if service.method == .vxlan {
+            guard let v = m["vtep"] else { throw fail("\(path).vtep", "required for vxlan services") }
+            b.vtep = try ipAddress(v, "\(path).vtep")
+            guard let n = m["vni"] else { throw fail("\(path).vni", "required for vxlan services") }
+            b.vni = UInt32(try int(n, "\(path).vni", range: 0...0xFF_FFFF))
+            guard let mn = m["inner_mac"] else { throw fail("\(path).inner_mac", "required for vxlan services") }
+            b.innerMAC = try mac(mn, "\(path).inner_mac")
+            guard address.isIPv4 == service.vip.isIPv4 else {
+                throw fail("\(path).address", "\(address) is not of the VIP's address family (\(service.vip))")
+            }
+        } else {
+            for key in ["vtep", "vni", "inner_mac"] where m[key] != nil {
+                throw fail("\(path).\(key)", "only vxlan services take \(key)")
+            }
+        }
+        return b
+    }
+
+    func isPrime(_ n: Int) -> Bool {
+        guard n >= 2 else { return false }
+        if n < 4 { return true }
+        if n % 2 == 0 { return false }
+        var d = 3
+        while d * d <= n {
+            if n % d == 0 { return false }
+            d += 2
+        }
+        return true
     }
 
     func portConfig(_ node: Node, _ path: String) throws(ConfigError) -> PortConfig {
-        let m = try mapping(node, path, allowed: ["name", "device", "mac", "rx_descriptors", "tx_descriptors", "mtu"])
+        let m = try mapping(node, path, allowed: ["name", "device", "mac", "rx_descriptors", "tx_descriptors", "mtu", "addresses"])
         guard let nameNode = m["name"] else { throw fail("\(path).name", "required field missing") }
         let name = try string(nameNode, "\(path).name")
         guard !name.isEmpty, name.utf8.count <= 32,
@@ -170,6 +339,11 @@ struct NodeReader {
         if let n = m["rx_descriptors"] { port.rxDescriptors = try powerOfTwo(n, "\(path).rx_descriptors") }
         if let n = m["tx_descriptors"] { port.txDescriptors = try powerOfTwo(n, "\(path).tx_descriptors") }
         if let n = m["mtu"] { port.mtu = try int(n, "\(path).mtu", range: 68...9702) }
+        if let n = m["addresses"] {
+            for (i, item) in try sequence(n, "\(path).addresses").enumerated() {
+                port.addresses.append(try prefix(item, "\(path).addresses[\(i)]"))
+            }
+        }
         return port
     }
 

@@ -12,14 +12,21 @@ public struct SluicedConfig: Sendable, Equatable {
     public var workers: WorkerConfig
     public var mempool: MempoolConfig
     public var vips: [VIPConfig]
+    public var services: [ServiceConfig]
+    public var routes: [RouteConfig]
+    public var flows: FlowConfig
 
     public init(eal: [String] = [], ports: [PortConfig], workers: WorkerConfig = WorkerConfig(),
-                mempool: MempoolConfig = MempoolConfig(), vips: [VIPConfig] = []) {
+                mempool: MempoolConfig = MempoolConfig(), vips: [VIPConfig] = [],
+                services: [ServiceConfig] = [], routes: [RouteConfig] = [], flows: FlowConfig = FlowConfig()) {
         self.eal = eal
         self.ports = ports
         self.workers = workers
         self.mempool = mempool
         self.vips = vips
+        self.services = services
+        self.routes = routes
+        self.flows = flows
     }
 
     /// The VIPs of port `portIndex`, each answering with its own MAC or the port's.
@@ -49,10 +56,14 @@ public struct PortConfig: Sendable, Equatable {
     public var rxDescriptors: Int
     public var txDescriptors: Int
     public var mtu: Int?
+    /// Sluice's own addresses on this port: the source of its ARP / NDP requests and ICMP
+    /// errors, and the connected prefixes whose hosts it resolves directly.
+    public var addresses: [IPPrefix]
 
     public init(name: String, device: String, mac: MACAddress? = nil,
-                rxDescriptors: Int = 1024, txDescriptors: Int = 1024, mtu: Int? = nil) {
+                rxDescriptors: Int = 1024, txDescriptors: Int = 1024, mtu: Int? = nil, addresses: [IPPrefix] = []) {
         self.name = name
+        self.addresses = addresses
         self.device = device
         self.mac = mac
         self.rxDescriptors = rxDescriptors
@@ -136,16 +147,7 @@ public struct MempoolConfig: Sendable, Equatable {
 /// An address this `sluiced` owns on one port: it answers ARP / NDP and echo for it and
 /// announces it at start.
 public struct VIPConfig: Sendable, Equatable {
-    public enum Address: Sendable, Equatable, CustomStringConvertible {
-        case v4(IPv4Address)
-        case v6(IPv6Address)
-        public var description: String {
-            switch self {
-            case .v4(let a): a.description
-            case .v6(let a): a.description
-            }
-        }
-    }
+    public typealias Address = IPAddress
     public var address: Address
     /// The `PortConfig.name` it is owned on.
     public var port: String

@@ -118,3 +118,115 @@ vips:
         }
     }
 }
+
+let serviceYAML = """
+ports:
+  - name: lan0
+    device: net_af_packet0,iface=veth-lb
+    addresses: ["192.0.2.2/24", "2001:db8::2/64"]
+  - name: lan1
+    device: net_af_packet1,iface=veth-be
+    addresses: ["198.51.100.1/24"]
+routes:
+  - { prefix: 203.0.113.0/24, via: 198.51.100.254, port: lan1 }
+flows: { capacity: 65536, hash_seed: "000102030405060708090a0b0c0d0e0f" }
+vips:
+  - { address: 192.0.2.10, port: lan0 }
+  - { address: "2001:db8::10", port: lan0 }
+services:
+  - name: web
+    vip: 192.0.2.10
+    protocol: tcp
+    port: 80
+    backends:
+      - { address: 198.51.100.11, port: 8080 }
+      - { address: 198.51.100.12, port: 8080, weight: 3 }
+  - name: dns-all-ports
+    vip: 192.0.2.10
+    protocol: udp
+    mode: fullnat
+    source_pool: [198.51.100.200]
+    maglev_size: 251
+    backends:
+      - { address: 203.0.113.5 }
+  - name: pods
+    vip: "2001:db8::10"
+    protocol: tcp
+    port: 443
+    mode: vxlan
+    mss_clamp: 1400
+    backends:
+      - { address: "2001:db8:1::5", port: 8443, vtep: 198.51.100.21, vni: 42, inner_mac: "02:42:0a:f4:01:05", weight: 0 }
+"""
+
+@Suite struct ServiceConfigLoading {
+    @Test func servicesRoutesAndFlowsParse() throws {
+        let c = try SluicedConfig.parse(yaml: serviceYAML, file: "s.yaml")
+        #expect(c.ports[0].addresses == [IPPrefix("192.0.2.2/24")!, IPPrefix("2001:db8::2/64")!])
+        #expect(c.routes == [RouteConfig(prefix: IPPrefix("203.0.113.0/24")!, via: IPAddress("198.51.100.254")!, port: "lan1")])
+        #expect(c.flows.capacity == 65536)
+        #expect(c.flows.hashSeed == Array(0...15))
+        #expect(c.services.count == 3)
+        let web = c.services[0]
+        #expect(web.method == .dnat && web.proto == .tcp && web.port == 80 && web.maglevSize == 65537)
+        #expect(web.backends[1] == BackendConfig(address: IPAddress("198.51.100.12")!, port: 8080, weight: 3))
+        let dns = c.services[1]
+        #expect(dns.port == 0 && dns.method == .fullnat && dns.maglevSize == 251 && dns.backends[0].port == 0)
+        #expect(dns.sourcePool == [IPAddress("198.51.100.200")!])
+        let pods = c.services[2]
+        #expect(pods.method == .vxlan && pods.mssClamp == 1400)
+        #expect(pods.backends[0].vtep == IPAddress("198.51.100.21") && pods.backends[0].vni == 42 && pods.backends[0].weight == 0)
+    }
+
+    @Test func prefixContainment() {
+        let p = IPPrefix("192.0.2.0/24")!
+        #expect(p.contains(IPAddress("192.0.2.200")!))
+        #expect(!p.contains(IPAddress("192.0.3.1")!))
+        #expect(!p.contains(IPAddress("2001:db8::1")!))
+        #expect(IPPrefix("0.0.0.0/0")!.contains(IPAddress("203.0.113.1")!))
+        let q = IPPrefix("2001:db8::/96")!
+        #expect(q.contains(IPAddress("2001:db8::ffff:1")!))
+        #expect(!q.contains(IPAddress("2001:db8::1:0:0")!))
+        #expect(IPPrefix("2001:db8::1/128")!.contains(IPAddress("2001:db8::1")!))
+        #expect(IPPrefix("192.0.2.0/33") == nil && IPPrefix("192.0.2.0") == nil && IPPrefix("192.0.2.0/+8") == nil)
+    }
+
+    static let base = """
+    ports: [{name: p, device: net_null0, addresses: ["192.0.2.2/24"]}]
+    vips: [{address: 192.0.2.10, port: p}]
+
+    """
+
+    @Test(arguments: [
+        ("services: [{name: s, vip: 192.0.2.11, protocol: tcp, port: 80, backends: []}]", "services[0].vip", "not owned"),
+        ("services: [{name: s, vip: 192.0.2.10, protocol: icmp, backends: []}]", "services[0].protocol", "not one of"),
+        ("services: [{name: s, vip: 192.0.2.10, protocol: tcp, port: 80}]", "services[0].backends", "required field missing"),
+        ("services: [{name: s, vip: 192.0.2.10, protocol: tcp, port: 70000, backends: []}]", "services[0].port", "out of range"),
+        ("services: [{name: s, vip: 192.0.2.10, protocol: tcp, port: 80, mode: dsr, backends: []}]", "services[0].mode", "not one of"),
+        ("services: [{name: s, vip: 192.0.2.10, protocol: tcp, port: 80, maglev_size: 65536, backends: []}]", "services[0].maglev_size", "not a prime"),
+        ("services: [{name: s, vip: 192.0.2.10, protocol: tcp, port: 80, mode: fullnat, backends: []}]", "services[0].source_pool", "at least one"),
+        ("services: [{name: s, vip: 192.0.2.10, protocol: tcp, port: 80, backends: [{address: '2001:db8::1'}]}]", "services[0].backends[0].address", "address family"),
+        ("services: [{name: s, vip: 192.0.2.10, protocol: tcp, port: 80, backends: [{address: 198.51.100.1, weight: -1}]}]", "services[0].backends[0].weight", "out of range"),
+        ("services: [{name: s, vip: 192.0.2.10, protocol: tcp, port: 80, backends: [{address: 198.51.100.1}, {address: 198.51.100.1}]}]", "services[0].backends[1]", "listed twice"),
+        ("services: [{name: s, vip: 192.0.2.10, protocol: tcp, port: 80, backends: [{address: 198.51.100.1, port: 0}]}]", "services[0].backends[0].port", "only allowed for all-ports"),
+        ("services: [{name: s, vip: 192.0.2.10, protocol: tcp, port: 80, mode: vxlan, backends: [{address: 10.0.0.1}]}]", "services[0].backends[0].vtep", "required for vxlan"),
+        ("services: [{name: s, vip: 192.0.2.10, protocol: tcp, port: 80, backends: [{address: 10.0.0.1, vni: 5}]}]", "services[0].backends[0].vni", "only vxlan"),
+        ("services: [{name: s, vip: 192.0.2.10, protocol: tcp, port: 80, backends: []}, {name: s, vip: 192.0.2.10, protocol: udp, port: 80, backends: []}]", "services[1].name", "duplicate"),
+        ("services: [{name: s, vip: 192.0.2.10, protocol: tcp, port: 80, backends: []}, {name: t, vip: 192.0.2.10, protocol: tcp, port: 80, backends: []}]", "services[1].port", "already service 's'"),
+        ("routes: [{prefix: 203.0.113.0/24, via: 198.51.100.1, port: p}]", "routes[0].via", "not inside"),
+        ("routes: [{prefix: 203.0.113.0/24, via: 192.0.2.1, port: q}]", "routes[0].port", "no port named"),
+        ("routes: [{prefix: '2001:db8::/32', via: 192.0.2.1, port: p}]", "routes[0].via", "address family"),
+        ("routes: [{prefix: 203.0.113.0, via: 192.0.2.1, port: p}]", "routes[0].prefix", "prefix length"),
+        ("flows: {hash_seed: '00'}", "flows.hash_seed", "32 hex digits"),
+        ("flows: {capacity: 10}", "flows.capacity", "out of range"),
+    ] as [(String, String, String?)])
+    func brokenServiceConfigIsRejected(yaml: String, field: String, reason: String?) {
+        do {
+            _ = try SluicedConfig.parse(yaml: Self.base + yaml, file: "bad.yaml")
+            Issue.record("accepted: \(yaml)")
+        } catch {
+            #expect(error.field == field, "\(error)")
+            if let reason { #expect(error.reason.contains(reason), "\(error)") }
+        }
+    }
+}
