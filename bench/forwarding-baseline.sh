@@ -11,17 +11,22 @@
 #  d. dpdk-testpmd io on that same pcap source, loop topology (port 0 -> port 0): the ceiling
 #     for (c), what the source and sink cost without any processing
 #
-# Packet rates, the same way for both programs: packets received on all forwarding ports
-# divided by the forwarding core's own TSC time. sluiced: final `counter rx_packets` over its
-# worker's elapsed cycles (`sluiced: stopped by SIGINT after S s`); testpmd: with
-# --record-core-cycles, "total io packets" over "total cycles" at its TSC clock. Results go to
+# The four runs are interleaved (a b c d, ROUNDS times) so that a change in what else the
+# machine does hits all of them alike; the table gives the median and every value.
+#
+# Rates are wall-clock packet rates on the forwarding core, received packets summed over the
+# forwarding ports: sluiced's final `counter rx_packets` over the worker's own elapsed time (its
+# TSC cycles, printed as `sluiced: stopped by SIGINT after S s`); testpmd's mean per-second
+# Rx-pps (its own TSC-timed statistics), the first two seconds skipped. Results go to
 # bench/results/forwarding-baseline.md. Benchmarks are reported, never asserted: this script
 # fails only when a run does not produce a number.
 #
-# Usage: bench/forwarding-baseline.sh [--no-build]   DURATION=10 FLOWS=4096 SCRATCH=.build-dpdk
+# Usage: bench/forwarding-baseline.sh [--no-build]
+#        DURATION=10 ROUNDS=3 FLOWS=4096 SCRATCH=.build-dpdk
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
+ROUNDS=${ROUNDS:-3}
 FLOWS=${FLOWS:-4096}
 SCRATCH=${SCRATCH:-.build-dpdk}
 SLUICED="$SCRATCH/release/sluiced"
@@ -56,6 +61,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 EAL_COMMON=(--no-huge -m 1024 --no-pci -l 0,1 --main-lcore 0 --log-level lib.eal:error)
+TESTPMD_COMMON=(--total-num-mbufs=16384 --forward-mode=io --nb-cores=1 --auto-start --stats-period 1)
 
 # ---- the pcap: FLOWS ICMP echo requests to the VIP, 60-byte frames (64 on the wire) ---------
 PCAP="$WORK/icmp-echo.pcap"
@@ -73,6 +79,22 @@ for i in range(flows):
 wrpcap(path, packets)
 PY
 
+cat >"$WORK/b.yaml" <<YAML
+ports:
+  - { name: null0, device: net_null0 }
+  - { name: null1, device: net_null1 }
+workers: { lcores: [1], main_lcore: 0, mode: io, idle: { mode: poll } }
+mempool: { mbufs: 16383, cache_size: 256 }
+YAML
+cat >"$WORK/c.yaml" <<YAML
+ports:
+  - { name: pcap0, device: "net_pcap0,rx_pcap=$PCAP,infinite_rx=1", mac: "$VIP_MAC" }
+workers: { lcores: [1], main_lcore: 0, mode: pipeline, idle: { mode: poll } }
+mempool: { mbufs: 16383, cache_size: 256 }
+vips:
+  - { address: $VIP, port: pcap0 }
+YAML
+
 # run_for SECONDS LOG CMD...: run CMD in the background, SIGINT after SECONDS, wait for it.
 run_for() {
   local seconds=$1 log=$2; shift 2
@@ -86,118 +108,103 @@ run_for() {
   wait "$pid" || { echo "FAIL: $* exited $? (log: $log)"; tail -20 "$log"; exit 1; }
 }
 
-# testpmd_mpps LOG: from "CPU cycles/packet=C (total cycles=X / total io packets=N) at H MHz Clock".
+# testpmd_mpps LOG PORTS: mean over periods (first two skipped) of Rx-pps summed over PORTS ports.
 testpmd_mpps() {
-  sed -n 's/.*total cycles=\([0-9]*\) \/ total io packets=\([0-9]*\)) at \([0-9]*\) MHz.*/\1 \2 \3/p' "$1" \
-    | awk '{ if ($1 == 0) exit 1; printf "%.3f", $2 / ($1 / ($3 * 1e6)) / 1e6; found = 1 } END { if (!found) exit 1 }'
+  awk -v ports="$2" '/Rx-pps:/ { sum += $2; n++; if (n % ports == 0) { period++; if (period > 2) { total += sum; kept++ } sum = 0 } }
+    END { if (kept == 0) exit 1; printf "%.3f", total / kept / 1e6 }' "$1"
 }
-
-# sluiced_mpps LOG: rx_packets / the worker's elapsed seconds, from the final report.
+# sluiced_mpps LOG: final rx_packets over the worker's elapsed seconds.
 sluiced_mpps() {
   awk '$1 == "counter" && $2 == "rx_packets" { rx = $3 }
        /^sluiced: stopped by/ { for (i = 1; i <= NF; i++) if ($i == "after") secs = $(i + 1) }
        END { if (secs == 0) exit 1; printf "%.3f", rx / secs / 1e6 }' "$1"
 }
+no_rate() { echo "FAIL: run $1 of round $round gave no rate:"; tail -20 "$WORK/$1$round.log"; exit 1; }
 counter() { awk -v n="$2" '$1 == "counter" && $2 == n { print $3 }' "$1"; }
-
-LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
-echo "forwarding baseline: ${DURATION}s per run, worker/forwarding core = lcore 1, main = lcore 0"
-
-# ---- (a) testpmd io, net_null <-> net_null -----------------------------------------------------
-run_for "$DURATION" "$WORK/a.log" "$TESTPMD" "${EAL_COMMON[@]}" --file-prefix "$PREFIX-a" \
-  --vdev net_null0 --vdev net_null1 -- --total-num-mbufs=16384 --forward-mode=io --nb-cores=1 \
-  --auto-start --stats-period 1 --record-core-cycles
-A=$(testpmd_mpps "$WORK/a.log") || { echo "FAIL: no rate from testpmd (a)"; tail "$WORK/a.log"; exit 1; }
-echo "a. testpmd io          net_null <-> net_null   $A Mpps"
-
-# ---- (b) sluiced io, net_null <-> net_null -----------------------------------------------------
-cat >"$WORK/b.yaml" <<YAML
-eal: ["--file-prefix", "$PREFIX-b"]
-ports:
-  - { name: null0, device: net_null0 }
-  - { name: null1, device: net_null1 }
-workers: { lcores: [1], main_lcore: 0, mode: io, idle: { mode: poll } }
-mempool: { mbufs: 16383, cache_size: 256 }
-YAML
-run_for "$DURATION" "$WORK/b.log" "$SLUICED" --config "$WORK/b.yaml" -- "${EAL_COMMON[@]}"
-B=$(sluiced_mpps "$WORK/b.log") || { echo "FAIL: no rate from sluiced (b)"; tail "$WORK/b.log"; exit 1; }
-echo "b. sluiced io          net_null <-> net_null   $B Mpps"
-
-# ---- (c) sluiced pipeline, pcap of ICMP echo requests -> echo replies --------------------------
-cat >"$WORK/c.yaml" <<YAML
-eal: ["--file-prefix", "$PREFIX-c"]
-ports:
-  - { name: pcap0, device: "net_pcap0,rx_pcap=$PCAP,infinite_rx=1", mac: "$VIP_MAC" }
-workers: { lcores: [1], main_lcore: 0, mode: pipeline, idle: { mode: poll } }
-mempool: { mbufs: 16383, cache_size: 256 }
-vips:
-  - { address: $VIP, port: pcap0 }
-YAML
-run_for "$DURATION" "$WORK/c.log" "$SLUICED" --config "$WORK/c.yaml" -- "${EAL_COMMON[@]}"
-C=$(sluiced_mpps "$WORK/c.log") || { echo "FAIL: no rate from sluiced (c)"; tail "$WORK/c.log"; exit 1; }
-C_RX=$(counter "$WORK/c.log" rx_packets)
-C_REPLIES=$(counter "$WORK/c.log" icmp_echo_reply)
-C_TX=$(counter "$WORK/c.log" tx_packets)
-C_DROPS=$(awk '$1 == "counter" && $2 ~ /^drop_/ { s += $3 } END { print s + 0 }' "$WORK/c.log")
-echo "c. sluiced pipeline    pcap ICMP echo -> reply $C Mpps  (rx $C_RX, echo replies $C_REPLIES, tx $C_TX, drops $C_DROPS)"
-
-# ---- (d) testpmd io on the same pcap source, port 0 -> port 0 -----------------------------------
-run_for "$DURATION" "$WORK/d.log" "$TESTPMD" "${EAL_COMMON[@]}" --file-prefix "$PREFIX-d" \
-  --vdev "net_pcap0,rx_pcap=$PCAP,infinite_rx=1" -- --total-num-mbufs=16384 --forward-mode=io \
-  --port-topology=loop --nb-cores=1 --auto-start --stats-period 1 --record-core-cycles
-D=$(testpmd_mpps "$WORK/d.log") || { echo "FAIL: no rate from testpmd (d)"; tail "$WORK/d.log"; exit 1; }
-echo "d. testpmd io          pcap -> same port       $D Mpps"
-
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { printf "%.3f", (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
 ratio() { awk -v x="$1" -v y="$2" 'BEGIN { printf "%.2f", (y > 0 ? x / y : 0) }'; }
-RATIO_IO=$(ratio "$B" "$A")
-RATIO_PIPE=$(ratio "$C" "$D")
+
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+echo "forwarding baseline: $ROUNDS rounds of 4 runs, ${DURATION}s each; forwarding core = lcore 1, main = lcore 0"
+A=() B=() C=() D=() C_CHECK=()
+for round in $(seq 1 "$ROUNDS"); do
+  run_for "$DURATION" "$WORK/a$round.log" "$TESTPMD" "${EAL_COMMON[@]}" --file-prefix "$PREFIX-a$round" \
+    --vdev net_null0 --vdev net_null1 -- "${TESTPMD_COMMON[@]}"
+  v=$(testpmd_mpps "$WORK/a$round.log" 2) || no_rate a; A+=("$v")
+
+  run_for "$DURATION" "$WORK/b$round.log" "$SLUICED" --config "$WORK/b.yaml" -- "${EAL_COMMON[@]}" \
+    --file-prefix "$PREFIX-b$round"
+  v=$(sluiced_mpps "$WORK/b$round.log") || no_rate b; B+=("$v")
+
+  run_for "$DURATION" "$WORK/c$round.log" "$SLUICED" --config "$WORK/c.yaml" -- "${EAL_COMMON[@]}" \
+    --file-prefix "$PREFIX-c$round"
+  v=$(sluiced_mpps "$WORK/c$round.log") || no_rate c; C+=("$v")
+  rx=$(counter "$WORK/c$round.log" rx_packets); replies=$(counter "$WORK/c$round.log" icmp_echo_reply)
+  tx=$(counter "$WORK/c$round.log" tx_packets)
+  drops=$(awk '$1 == "counter" && $2 ~ /^drop_/ { s += $3 } END { print s + 0 }' "$WORK/c$round.log")
+  C_CHECK+=("rx $rx, icmp_echo_reply $replies, tx $tx, drops $drops")
+
+  run_for "$DURATION" "$WORK/d$round.log" "$TESTPMD" "${EAL_COMMON[@]}" --file-prefix "$PREFIX-d$round" \
+    --vdev "net_pcap0,rx_pcap=$PCAP,infinite_rx=1" -- "${TESTPMD_COMMON[@]}" --port-topology=loop
+  v=$(testpmd_mpps "$WORK/d$round.log" 1) || no_rate d; D+=("$v")
+
+  echo "round $round: a testpmd io ${A[-1]}  b sluiced io ${B[-1]}  c sluiced pipeline ${C[-1]}  d testpmd io pcap ${D[-1]} Mpps  (c: ${C_CHECK[-1]})"
+done
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+
+MA=$(median "${A[@]}"); MB=$(median "${B[@]}"); MC=$(median "${C[@]}"); MD=$(median "${D[@]}")
+TSC_MHZ=$(sed -n 's/.*, tsc \([0-9]*\) MHz$/\1/p' "$WORK/b1.log" | head -1)
+cpp() { awk -v mhz="${TSC_MHZ:-0}" -v mpps="$1" 'BEGIN { printf "%.0f", (mpps > 0 ? mhz / mpps : 0) }'; }
+all() { printf '%s' "$1"; shift; printf ' / %s' "$@"; }
 
 CPU=$(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)
 DPDK_VERSION=$(dpkg-query -W -f='${Version}' libdpdk-dev 2>/dev/null || echo unknown)
 SWIFT_VERSION=$(swift --version 2>/dev/null | head -1)
 COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 DIRTY=$(git diff --quiet HEAD -- Sources CShims 2>/dev/null && echo "" || echo " (with uncommitted changes)")
-PCAP_PACKETS=$FLOWS
 
 mkdir -p "$(dirname "$RESULTS")"
 cat >"$RESULTS" <<MD
 # Forwarding baseline
 
-Measured by \`bench/forwarding-baseline.sh\` on $(date -u +%Y-%m-%d) — commit \`$COMMIT\`$DIRTY.
-One forwarding core (lcore 1, main lcore 0), \`--no-huge -m 1024 --no-pci\`, ${DURATION} s per run,
-64-byte frames. CPU: $CPU ($(nproc) cores); DPDK $DPDK_VERSION (Debian); $SWIFT_VERSION.
+Measured by \`bench/forwarding-baseline.sh\` on $(date -u +%Y-%m-%d) at commit \`$COMMIT\`$DIRTY:
+one forwarding core (lcore 1; main lcore 0), \`--no-huge -m 1024 --no-pci\`, 64-byte frames,
+$ROUNDS interleaved rounds of ${DURATION} s per run. CPU: $CPU, $(nproc) cores, TSC ${TSC_MHZ:-?} MHz;
+DPDK $DPDK_VERSION (Debian); $SWIFT_VERSION. Load average before / after: $LOAD_BEFORE / $LOAD_AFTER.
 
-| run | what | source → sink | Mpps |
-|---|---|---|---:|
-| a | \`dpdk-testpmd --forward-mode=io\` | net_null0 ↔ net_null1 | $A |
-| b | \`sluiced --forward-io\` (workers.mode io) | net_null0 ↔ net_null1 | $B |
-| c | \`sluiced\` pipeline: parse, dispatch, ICMP echo → reply | net_pcap (${PCAP_PACKETS} echo requests to $VIP, replayed from memory) → same port's TX (drop sink) | $C |
-| d | \`dpdk-testpmd --forward-mode=io --port-topology=loop\` | the same pcap → same port's TX | $D |
+| run | what | source → sink | Mpps (median) | cycles/packet | every round |
+|---|---|---|---:|---:|---|
+| a | \`dpdk-testpmd --forward-mode=io\` | net_null0 ↔ net_null1 | $MA | $(cpp "$MA") | $(all "${A[@]}") |
+| b | \`sluiced --forward-io\` (workers.mode io) | net_null0 ↔ net_null1 | $MB | $(cpp "$MB") | $(all "${B[@]}") |
+| c | \`sluiced\` pipeline: parse, dispatch, ICMP echo → reply | net_pcap ($FLOWS echo requests to $VIP from $FLOWS flows, replayed from memory) → the same port's TX (drop sink) | $MC | $(cpp "$MC") | $(all "${C[@]}") |
+| d | \`dpdk-testpmd --forward-mode=io --port-topology=loop\` | the same pcap → the same port's TX | $MD | $(cpp "$MD") | $(all "${D[@]}") |
 
-- sluiced io / testpmd io (b / a): **$RATIO_IO**
-- sluiced pipeline / testpmd io on the same source (c / d): **$RATIO_PIPE**
-- run c: rx_packets $C_RX, icmp_echo_reply $C_REPLIES, tx_packets $C_TX, drops $C_DROPS (every request answered when drops = 0 and replies = rx).
+- sluiced io / testpmd io (b / a): **$(ratio "$MB" "$MA")**
+- sluiced pipeline / testpmd io on the same source (c / d): **$(ratio "$MC" "$MD")**
+- run c, last round: ${C_CHECK[-1]} (every request answered: replies = rx, drops = 0).
 
-How the numbers are taken, the same way for both programs: packets received on all forwarding
-ports divided by the forwarding core's own TSC time. sluiced: its final \`counter rx_packets\`
-over the worker's elapsed cycles (printed as \`sluiced: stopped by SIGINT after S s\`);
-testpmd (\`--record-core-cycles\`): "total io packets" over "total cycles" at its TSC clock. In (c) and (d) the pcap PMD copies each replayed packet into a fresh mbuf
-(\`infinite_rx\`), which is most of the cost of the source; (d) is therefore the ceiling for (c).
-On a 2-core machine lcore 0 also runs the OS and this script, and anything else running on
-the machine shares lcore 1 too (load average before the runs: $LOAD). Numbers vary by a few
-percent between runs. Reported, never asserted.
+How the numbers are taken: wall-clock packet rates on the forwarding core, received packets
+summed over the forwarding ports. sluiced: the final \`counter rx_packets\` over the worker's
+own elapsed time (its TSC cycles; \`sluiced: stopped by SIGINT after S s\`). testpmd: the mean
+of its per-second \`Rx-pps\` (TSC-timed by testpmd), the first two seconds skipped. Cycles per
+packet are TSC cycles of the forwarding core per received packet. In (c) and (d) the pcap PMD
+copies every replayed packet into a fresh mbuf (\`infinite_rx\`), which is much of the cost of
+that source: (d) is the ceiling for (c). This is a 2-core virtual machine: lcore 0 also runs the
+OS and this script, and anything else running shares the cores, so single runs vary; the
+interleaved rounds show by how much. Reported, never asserted.
 
-Commands (as run, with \`$PREFIX\` file prefixes and a temporary pcap):
+Commands (a temporary pcap; \`P\` a per-run file prefix):
 
 \`\`\`sh
-dpdk-testpmd ${EAL_COMMON[*]} --file-prefix P-a --vdev net_null0 --vdev net_null1 -- \\
-  --total-num-mbufs=16384 --forward-mode=io --nb-cores=1 --auto-start --stats-period 1 --record-core-cycles
-sluiced --config b.yaml -- ${EAL_COMMON[*]}    # ports net_null0, net_null1; workers.mode io
-sluiced --config c.yaml -- ${EAL_COMMON[*]}    # port net_pcap0,rx_pcap=icmp-echo.pcap,infinite_rx=1; VIP $VIP
-dpdk-testpmd ${EAL_COMMON[*]} --file-prefix P-d --vdev net_pcap0,rx_pcap=icmp-echo.pcap,infinite_rx=1 -- \\
-  --total-num-mbufs=16384 --forward-mode=io --port-topology=loop --nb-cores=1 --auto-start --stats-period 1 --record-core-cycles
+dpdk-testpmd ${EAL_COMMON[*]} --file-prefix P --vdev net_null0 --vdev net_null1 -- \\
+  ${TESTPMD_COMMON[*]}
+sluiced --config b.yaml -- ${EAL_COMMON[*]} --file-prefix P    # net_null0, net_null1; workers.mode io
+sluiced --config c.yaml -- ${EAL_COMMON[*]} --file-prefix P    # net_pcap0,rx_pcap=icmp-echo.pcap,infinite_rx=1; VIP $VIP
+dpdk-testpmd ${EAL_COMMON[*]} --file-prefix P --vdev net_pcap0,rx_pcap=icmp-echo.pcap,infinite_rx=1 -- \\
+  ${TESTPMD_COMMON[*]} --port-topology=loop
 \`\`\`
 MD
 
-printf '\n| run | Mpps |\n|---|---:|\n| a testpmd io (null↔null) | %s |\n| b sluiced io (null↔null) | %s |\n| c sluiced pipeline (pcap ICMP echo) | %s |\n| d testpmd io (same pcap) | %s |\n' "$A" "$B" "$C" "$D"
-echo "b/a = $RATIO_IO   c/d = $RATIO_PIPE   -> $RESULTS"
+printf '\n| run | Mpps (median of %s) |\n|---|---:|\n| a testpmd io (null↔null) | %s |\n| b sluiced io (null↔null) | %s |\n| c sluiced pipeline (pcap ICMP echo) | %s |\n| d testpmd io (same pcap) | %s |\n' \
+  "$ROUNDS" "$MA" "$MB" "$MC" "$MD"
+echo "b/a = $(ratio "$MB" "$MA")   c/d = $(ratio "$MC" "$MD")   -> $RESULTS"

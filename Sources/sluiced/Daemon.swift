@@ -122,7 +122,8 @@ final class Daemon {
             workers.append(worker)
         }
         Output.line("sluiced: \(workers.count) worker(s) on lcore(s) \(config.workers.lcores.map(String.init).joined(separator: ",")), "
-                    + "main lcore \(EAL.mainLcore), mode \(mode.rawValue), idle \(idle.mode.rawValue)")
+                    + "main lcore \(EAL.mainLcore), mode \(mode.rawValue), idle \(idle.mode.rawValue), "
+                    + "tsc \(EAL.tscHz / 1_000_000) MHz")
         Output.line("sluiced: running")
     }
 
