@@ -155,7 +155,7 @@ LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 MA=$(median "${A[@]}"); MB=$(median "${B[@]}"); MC=$(median "${C[@]}"); MD=$(median "${D[@]}")
 TSC_MHZ=$(sed -n 's/.*, tsc \([0-9]*\) MHz$/\1/p' "$WORK/b1.log" | head -1)
 cpp() { awk -v mhz="${TSC_MHZ:-0}" -v mpps="$1" 'BEGIN { printf "%.0f", (mpps > 0 ? mhz / mpps : 0) }'; }
-all() { printf '%s' "$1"; shift; printf ' / %s' "$@"; }
+all() { local out=$1 v; shift; for v in "$@"; do out+=" / $v"; done; echo "$out"; }
 
 CPU=$(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)
 DPDK_VERSION=$(dpkg-query -W -f='${Version}' libdpdk-dev 2>/dev/null || echo unknown)
