@@ -47,7 +47,8 @@ let package = Package(
         // Packet views, parsing, checksums, builders. Imports no DPDK.
         .target(name: "SluiceCore", swiftSettings: hotPathSwift),
         // The per-packet pipeline, VIP tables, counters. Imports no DPDK.
-        .target(name: "SluiceDataPlane", dependencies: ["SluiceCore"], swiftSettings: hotPathSwift),
+        .target(name: "SluiceDataPlane", dependencies: ["SluiceCore", "SluiceMaglev", "SluiceConntrack"],
+                swiftSettings: hotPathSwift),
         // Maglev consistent hashing (NSDI 2016 §3.4) and the seeded flow hash. Pure, deterministic.
         .target(name: "SluiceMaglev", dependencies: ["SluiceCore"], swiftSettings: hotPathSwift),
         // Maglev balance, disruption, build time and flow-hash cost: `swift run -c release sluice-maglev-report`.
@@ -70,7 +71,8 @@ let package = Package(
         // The YAML configuration: schema, validation with field paths. Imports no DPDK.
         .target(
             name: "SluiceConfig",
-            dependencies: ["SluiceCore", "SluiceDataPlane", .product(name: "Yams", package: "Yams")]
+            dependencies: ["SluiceCore", "SluiceDataPlane", "SluiceMaglev", "SluiceConntrack",
+                           .product(name: "Yams", package: "Yams")]
         ),
         // EAL, ports, queues, mempools, the worker loop: the only module that talks to DPDK.
         .target(
@@ -90,6 +92,11 @@ let package = Package(
         .testTarget(name: "SluiceCoreTests", dependencies: ["SluiceCore", "SluiceDataPlane"]),
         .testTarget(name: "SluiceDataPlaneTests", dependencies: ["SluiceDataPlane", "SluiceCore"]),
         .testTarget(name: "SluiceConfigTests", dependencies: ["SluiceConfig"]),
+        // Golden packets through the whole load-balancing pipeline, configured from YAML.
+        .testTarget(
+            name: "SluicePipelineTests",
+            dependencies: ["SluiceConfig", "SluiceDataPlane", "SluiceConntrack", "SluiceMaglev", "SluiceCore"]
+        ),
         .testTarget(name: "SluiceMaglevTests", dependencies: ["SluiceMaglev", "SluiceCore"]),
         .testTarget(name: "SluiceConntrackTests", dependencies: ["SluiceConntrack"]),
     ]

@@ -44,6 +44,12 @@ public enum DropReason: UInt8, CaseIterable, Sendable {
     case fragmentNotHandled
     case bufferTooSmall
     case transmitQueueFull
+    // Load balancing
+    case noBackend
+    case neighborUnresolved
+    case noRoute
+    case ttlExceeded
+    case unsupportedSCTPRewrite
 
     /// Stable snake_case label for counters, logs and metrics.
     public var name: String {
@@ -83,6 +89,11 @@ public enum DropReason: UInt8, CaseIterable, Sendable {
         case .fragmentNotHandled: "fragment_not_handled"
         case .bufferTooSmall: "buffer_too_small"
         case .transmitQueueFull: "transmit_queue_full"
+        case .noBackend: "no_backend"
+        case .neighborUnresolved: "neighbor_unresolved"
+        case .noRoute: "no_route"
+        case .ttlExceeded: "ttl_exceeded"
+        case .unsupportedSCTPRewrite: "unsupported_sctp_rewrite"
         }
     }
 

@@ -15,6 +15,14 @@ public enum FrameDispatcher {
         if let reason = FrameParser.parse(UnsafeRawPointer(p), length: length, into: &frame) {
             return .drop(reason)
         }
+        return respond(p, length: &length, capacity: capacity, frame: frame, owned: owned)
+    }
+
+    /// The responder for a frame `FrameParser` accepted: ARP, neighbor solicitations and echo
+    /// for owned addresses; everything else is dropped with a reason.
+    @inlinable
+    public static func respond(_ p: UnsafeMutableRawPointer, length: inout Int, capacity: Int,
+                               frame: ParsedFrame, owned: OwnedAddresses) -> Verdict {
         let destinationMAC = MACAddress.load(p, 0)
         switch frame.etherType {
         case EtherType.arp:

@@ -6,6 +6,13 @@ public enum TransmitAction: UInt8, CaseIterable, Sendable {
     case neighborAdvertisement
     case icmpEchoReply
     case icmpv6EchoReply
+    /// A client packet rewritten (and encapsulated, for vxlan) towards its backend.
+    case forwardToBackend
+    /// A backend's reply rewritten back to come from the VIP, towards the client.
+    case returnToClient
+    /// ICMP fragmentation-needed / ICMPv6 packet-too-big sent to a client whose packet would not
+    /// fit the encapsulation.
+    case icmpTooBig
 
     public var name: String {
         switch self {
@@ -13,6 +20,9 @@ public enum TransmitAction: UInt8, CaseIterable, Sendable {
         case .neighborAdvertisement: "neighbor_advertisement"
         case .icmpEchoReply: "icmp_echo_reply"
         case .icmpv6EchoReply: "icmpv6_echo_reply"
+        case .forwardToBackend: "forward_to_backend"
+        case .returnToClient: "return_to_client"
+        case .icmpTooBig: "icmp_too_big"
         }
     }
 }

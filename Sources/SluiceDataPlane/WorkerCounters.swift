@@ -16,6 +16,12 @@ public enum Counter: Int, CaseIterable, Sendable {
     case totalCycles
     /// Times the worker backed off after a run of empty polls.
     case idleSleeps
+    /// Flows created in the connection table.
+    case newFlows
+    /// New flows forwarded by Maglev alone because the connection table had no room.
+    case statelessForwards
+    /// Neighbors (IP → MAC) learned or refreshed from ARP / NDP.
+    case neighborsLearned
 
     public var name: String {
         switch self {
@@ -28,6 +34,9 @@ public enum Counter: Int, CaseIterable, Sendable {
         case .busyCycles: "busy_cycles"
         case .totalCycles: "total_cycles"
         case .idleSleeps: "idle_sleeps"
+        case .newFlows: "new_flows"
+        case .statelessForwards: "stateless_forwards"
+        case .neighborsLearned: "neighbors_learned"
         }
     }
 }

@@ -1,0 +1,106 @@
+import SluiceCore
+import SluiceDataPlane
+import SluiceMaglev
+
+extension IPAddress {
+    /// The form shared tables use: IPv4-mapped for IPv4 (RFC 4291 §2.5.5.2).
+    public var mapped: IPv6Address {
+        switch self {
+        case .v4(let a): IPv6Address(ipv4Mapped: a.value)
+        case .v6(let a): a
+        }
+    }
+}
+
+extension IPPrefix {
+    public var addressPrefix: AddressPrefix {
+        switch self {
+        case .v4(let a, let n): AddressPrefix(ipv4: a, length: n)
+        case .v6(let a, let n): AddressPrefix(network: a, length: n)
+        }
+    }
+}
+
+extension SluicedConfig {
+    /// Builds what the workers read from this configuration, given each port's MAC (the
+    /// configured override or the device's). Every backend must be reachable: through a port
+    /// whose address prefix holds it (or its VTEP), or through a route.
+    public func makeSnapshot(portMACs: [MACAddress], file: String = "config") throws(ConfigError) -> DataPlaneSnapshot {
+        precondition(portMACs.count == ports.count)
+        var routingEntries: [Routing.Entry] = []
+        var contexts: [PortContext] = []
+        for (i, port) in ports.enumerated() {
+            let base = ownedAddresses(portIndex: i, portMAC: portMACs[i])
+            var v4 = base.ipv4Addresses
+            var v6 = base.ipv6Addresses
+            for prefix in port.addresses {
+                switch prefix {
+                case .v4(let a, _) where !v4.contains(where: { $0.0 == a }): v4.append((a, portMACs[i]))
+                case .v6(let a, _) where !v6.contains(where: { $0.0 == a }): v6.append((a, portMACs[i]))
+                default: break
+                }
+                routingEntries.append(Routing.Entry(prefix: prefix.addressPrefix, port: UInt16(i), gateway: nil))
+            }
+            let self4 = port.addresses.first(where: { $0.address.isIPv4 })?.address.mapped ?? .unspecified
+            let self6 = port.addresses.first(where: { !$0.address.isIPv4 })?.address.mapped ?? .unspecified
+            contexts.append(PortContext(mac: portMACs[i], owned: OwnedAddresses(portMAC: portMACs[i], ipv4: v4, ipv6: v6),
+                                        selfIPv4: self4, selfIPv6: self6,
+                                        connected: port.addresses.map(\.addressPrefix), mtu: port.mtu ?? 1500))
+        }
+        for route in routes {
+            let portIndex = ports.firstIndex { $0.name == route.port }!
+            routingEntries.append(Routing.Entry(prefix: route.prefix.addressPrefix, port: UInt16(portIndex),
+                                                gateway: route.via.mapped))
+        }
+        let routing = Routing(entries: routingEntries)
+        var built: [Service] = []
+        for (s, service) in services.enumerated() {
+            var targets: [BackendTarget] = []
+            var maglevBackends: [MaglevBackend] = []
+            for (b, backend) in service.backends.enumerated() {
+                let path = "services[\(s)].backends[\(b)]"
+                let reach = backend.vtep ?? backend.address
+                guard let hop = routing.nextHop(reach.mapped) else {
+                    throw ConfigError(file: file, field: backend.vtep == nil ? "\(path).address" : "\(path).vtep",
+                                      reason: "\(reach) is in no port's address prefix and no route reaches it")
+                }
+                if backend.vtep != nil {
+                    let port = contexts[Int(hop.port)]
+                    guard (reach.isIPv4 ? port.selfIPv4 : port.selfIPv6) != .unspecified else {
+                        throw ConfigError(file: file, field: "\(path).vtep",
+                                          reason: "port \(ports[Int(hop.port)].name) has no \(reach.isIPv4 ? "IPv4" : "IPv6") address to send VXLAN from")
+                    }
+                }
+                targets.append(BackendTarget(address: backend.address.mapped, port: backend.port, weight: backend.weight,
+                                             egressPort: hop.port, nextHop: hop.hop, vtep: backend.vtep?.mapped ?? .unspecified,
+                                             vni: backend.vni ?? 0, innerMAC: backend.innerMAC ?? .zero))
+                switch backend.address {
+                case .v4(let a): maglevBackends.append(MaglevBackend(address: a, port: backend.port, weight: backend.weight))
+                case .v6(let a): maglevBackends.append(MaglevBackend(address: a, port: backend.port, weight: backend.weight))
+                }
+            }
+            let maglev: MaglevTable
+            do {
+                maglev = try MaglevTable(backends: maglevBackends, size: service.maglevSize)
+            } catch {
+                throw ConfigError(file: file, field: "services[\(s)]", reason: "cannot build the Maglev table: \(error)")
+            }
+            let mode: ServiceMode
+            switch service.method {
+            case .dnat: mode = .dnat
+            case .vxlan: mode = .vxlan
+            case .fullnat:
+                // The local pool's port allocation and its return path are not in the data plane
+                // yet; refusing is better than silently forwarding as dnat.
+                throw ConfigError(file: file, field: "services[\(s)].mode", reason: "fullnat is not implemented by this sluiced yet")
+            }
+            built.append(Service(name: service.name, mode: mode, vip: service.vip.mapped, proto: service.proto.number,
+                                 port: service.port, backends: targets, maglev: maglev, mssClamp: service.mssClamp ?? 0,
+                                 sourcePool: service.sourcePool.map(\.mapped)))
+        }
+        guard let seed = FlowHashSeed(bytes: flows.hashSeed) else {
+            throw ConfigError(file: file, field: "flows.hash_seed", reason: "must be 16 bytes")
+        }
+        return DataPlaneSnapshot(ports: contexts, services: built, routing: routing, hasher: FlowHasher(seed: seed))
+    }
+}

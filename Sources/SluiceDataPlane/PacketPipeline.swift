@@ -1,0 +1,410 @@
+import SluiceCore
+import SluiceMaglev
+import SluiceConntrack
+
+/// What the pipeline needs besides the packet, for one worker and one burst. Trivial to copy:
+/// references are unmanaged (the worker keeps the objects alive for the whole loop), the flow
+/// table is a view (a struct of pointers).
+public struct PipelineContext {
+    public var snapshot: Unmanaged<DataPlaneSnapshot>
+    public var neighbors: Unmanaged<NeighborTable>
+    public var flows: FlowTableView
+    public var counters: Unmanaged<WorkerCounters>
+    /// Coarse time in the flow table's ticks (seconds), read once per burst.
+    public var now: UInt32
+    /// Outer IPv4 identification for VXLAN, per worker.
+    public var ipID: UInt16 = 0
+
+    public init(snapshot: DataPlaneSnapshot, neighbors: NeighborTable, flows: FlowTableView,
+                counters: WorkerCounters, now: UInt32) {
+        self.snapshot = .passUnretained(snapshot)
+        self.neighbors = .passUnretained(neighbors)
+        self.flows = flows
+        self.counters = .passUnretained(counters)
+        self.now = now
+    }
+}
+
+/// One packet's fate when it is not simply sent back where it came from.
+public struct PacketOutput {
+    /// The port to transmit on (starts as the ingress port).
+    public var port: Int
+    /// Bytes prepended in front of the original frame start (VXLAN); the frame now begins at
+    /// `p - prepended`.
+    public var prepended: Int = 0
+
+    @inlinable public init(port: Int) { self.port = port }
+}
+
+/// How a flow-table entry names its service and backend, and what the reverse entry needs to
+/// restore the VIP side. Forward entries (zone 0) are keyed on the client's 5-tuple; reverse
+/// entries (zone 1) on the backend's reply 5-tuple.
+@usableFromInline
+enum FlowBinding {
+    @usableFromInline static let forwardZone: UInt16 = 0
+    @usableFromInline static let reverseZone: UInt16 = 1
+
+    @inlinable @inline(__always)
+    static func value(service: Int, backend: Int, vipPort: UInt16, ingress: Int) -> FlowValue {
+        FlowValue(backend: UInt32(truncatingIfNeeded: service) << 16 | UInt32(truncatingIfNeeded: backend),
+                  aux: UInt32(vipPort) | UInt32(truncatingIfNeeded: ingress) << 16)
+    }
+    @inlinable @inline(__always) static func service(_ v: FlowValue) -> Int { Int(v.backend >> 16) }
+    @inlinable @inline(__always) static func backend(_ v: FlowValue) -> Int { Int(v.backend & 0xFFFF) }
+    @inlinable @inline(__always) static func vipPort(_ v: FlowValue) -> UInt16 { UInt16(truncatingIfNeeded: v.aux) }
+    @inlinable @inline(__always) static func ingress(_ v: FlowValue) -> Int { Int(v.aux >> 16) }
+}
+
+/// The per-packet pipeline: parse once, then either answer for an owned address (ARP, NDP,
+/// echo), balance a packet to a service VIP towards a backend (Maglev for new flows, the flow
+/// table for known ones), or restore a backend's reply to come from the VIP. Everything else is
+/// dropped with a reason. In place, no allocation, no lock, no reference counting.
+public enum PacketPipeline {
+    @inlinable
+    public static func process(_ p: UnsafeMutableRawPointer, length: inout Int, capacity: Int, headroom: Int,
+                               ingress: Int, output: inout PacketOutput, context: inout PipelineContext) -> Verdict {
+        var frame = ParsedFrame()
+        if let reason = FrameParser.parse(UnsafeRawPointer(p), length: length, into: &frame) {
+            return .drop(reason)
+        }
+        return context.snapshot._withUnsafeGuaranteedRef { snapshot in
+            let port = snapshot.port(ingress)
+            switch frame.etherType {
+            case EtherType.arp:
+                learnFromARP(p, frame: frame, port: port, context: context)
+                return FrameDispatcher.respond(p, length: &length, capacity: capacity, frame: frame,
+                                               owned: port.pointee.owned)
+            case EtherType.ipv4:
+                let destination = IPv6Address(ipv4Mapped: p.loadBE32(frame.l3Offset + 16))
+                return dispatchIP(p, length: &length, capacity: capacity, headroom: headroom, frame: frame,
+                                  destination: destination, ingress: ingress, port: port, snapshot: snapshot,
+                                  output: &output, context: &context)
+            default:
+                if frame.l4Protocol == IPProtocol.icmpv6, frame.hasL4Header, !frame.isFragment {
+                    learnFromNeighborDiscovery(p, frame: frame, port: port, context: context)
+                }
+                let destination = IPv6Address.load(p, frame.l3Offset + 24)
+                return dispatchIP(p, length: &length, capacity: capacity, headroom: headroom, frame: frame,
+                                  destination: destination, ingress: ingress, port: port, snapshot: snapshot,
+                                  output: &output, context: &context)
+            }
+        }
+    }
+
+    /// The IP packet to an owned address (a service, or the responder), or a backend's reply.
+    @inlinable
+    static func dispatchIP(_ p: UnsafeMutableRawPointer, length: inout Int, capacity: Int, headroom: Int,
+                           frame: ParsedFrame, destination: IPv6Address, ingress: Int,
+                           port: UnsafeMutablePointer<PortContext>, snapshot: DataPlaneSnapshot,
+                           output: inout PacketOutput, context: inout PipelineContext) -> Verdict {
+        let proto = frame.l4Protocol
+        let balanced = frame.hasL4Header
+            && (proto == IPProtocol.tcp || proto == IPProtocol.udp || proto == IPProtocol.sctp)
+        let owned = port.pointee.owned
+        let ownerMAC = frame.isIPv4 ? owned.macFor(destination.ipv4Value) : owned.macFor(destination)
+        if let ownerMAC {
+            if balanced {
+                let destinationPort = p.loadBE16(frame.l4Offset + 2)
+                if let index = snapshot.services.lookup(vip: destination, proto: proto, port: destinationPort) {
+                    guard owned.accepts(MACAddress.load(p, 0), ownerMAC: ownerMAC) else { return .drop(.foreignDestinationMAC) }
+                    return snapshot.services.service(index)._withUnsafeGuaranteedRef { service in
+                        forward(p, length: &length, capacity: capacity, headroom: headroom, frame: frame,
+                                service: service, serviceIndex: index, ingress: ingress, snapshot: snapshot,
+                                output: &output, context: &context)
+                    }
+                }
+            }
+            return FrameDispatcher.respond(p, length: &length, capacity: capacity, frame: frame, owned: owned)
+        }
+        if balanced {
+            // A backend's reply is sent to its gateway: our port.
+            guard MACAddress.load(p, 0) == port.pointee.mac else { return .drop(.foreignDestinationMAC) }
+            return returnPath(p, frame: frame, snapshot: snapshot, output: &output, context: &context)
+        }
+        return .drop(.notOwnedAddress)
+    }
+
+    // MARK: Forward: client → backend
+
+    @inlinable
+    static func forward(_ p: UnsafeMutableRawPointer, length: inout Int, capacity: Int, headroom: Int,
+                        frame: ParsedFrame, service: Service, serviceIndex: Int, ingress: Int,
+                        snapshot: DataPlaneSnapshot, output: inout PacketOutput,
+                        context: inout PipelineContext) -> Verdict {
+        let counters = context.counters
+        let hash: UInt64
+        let key: ConntrackKey
+        if frame.isIPv4 {
+            hash = snapshot.hasher.hash(IPv4FlowKey(packet: p, frame: frame))
+        } else {
+            hash = snapshot.hasher.hash(IPv6FlowKey(packet: p, frame: frame))
+        }
+        // Safe: parse accepted the frame and its L4 header is present (the caller checked).
+        key = ConntrackKey(packet: p, frame: frame, zone: FlowBinding.forwardZone).unsafelyUnwrapped
+        let event = flowEvent(p, frame: frame, reply: false)
+        var backendIndex = -1
+        if var handle = context.flows.lookup(key, hash: hash, now: context.now) {
+            let v = handle.value
+            // A known flow keeps its backend while that backend still exists in this service
+            // (weight 0 included: draining lets existing flows finish).
+            if FlowBinding.service(v) == serviceIndex, FlowBinding.backend(v) < service.backendCount {
+                backendIndex = FlowBinding.backend(v)
+                _ = context.flows.update(&handle, event: event, now: context.now)
+            }
+        }
+        if backendIndex < 0 {
+            let entry = service.maglev.entry(forHash: hash)
+            guard entry != MaglevTable.noBackend else { return .drop(.noBackend) }
+            backendIndex = Int(entry)
+            let vipPort = p.loadBE16(frame.l4Offset + 2)
+            let value = FlowBinding.value(service: serviceIndex, backend: backendIndex, vipPort: vipPort, ingress: ingress)
+            switch context.flows.insert(key, hash: hash, value: value, event: event, now: context.now) {
+            case .inserted, .replaced:
+                counters._withUnsafeGuaranteedRef { $0.add(.newFlows) }
+                insertReverse(p, frame: frame, service: service, backendIndex: backendIndex, value: value,
+                              event: event, snapshot: snapshot, context: context)
+            case .existing(let h):
+                // Another worker inserted it first: follow its choice.
+                if FlowBinding.backend(h.value) < service.backendCount { backendIndex = FlowBinding.backend(h.value) }
+            case .full:
+                // Maglev alone still sends this flow to the same backend while the set is unchanged.
+                counters._withUnsafeGuaranteedRef { $0.add(.statelessForwards) }
+            }
+        }
+        let backend = service.backend(backendIndex)
+        let targetPort = backend.pointee.port == 0 ? p.loadBE16(frame.l4Offset + 2) : backend.pointee.port
+        let egress = Int(backend.pointee.egressPort)
+        let egressPort = snapshot.port(egress)
+        guard let nextHopMAC = context.neighbors._withUnsafeGuaranteedRef({ $0.lookup(backend.pointee.nextHop) }) else {
+            return .drop(.neighborUnresolved)
+        }
+        if service.mode == .vxlan {
+            return encapsulate(p, length: &length, capacity: capacity, headroom: headroom, frame: frame,
+                               service: service, backend: backend, targetPort: targetPort, hash: hash,
+                               egressPort: egressPort, nextHopMAC: nextHopMAC, output: &output, context: &context)
+        }
+        if service.mssClamp != 0, frame.l4Protocol == IPProtocol.tcp {
+            _ = TCPMSSClamp.clamp(p, frame: frame, maximum: service.mssClamp)
+        }
+        let outcome = frame.isIPv4
+            ? NATRewrite.rewriteIPv4Destination(p, frame: frame, address: IPv4Address(value: backend.pointee.address.ipv4Value),
+                                                port: targetPort, decrementTTL: true)
+            : NATRewrite.rewriteIPv6Destination(p, frame: frame, address: backend.pointee.address,
+                                                port: targetPort, decrementHopLimit: true)
+        if let reason = dropReason(outcome) { return .drop(reason) }
+        nextHopMAC.store(p, 0)
+        egressPort.pointee.mac.store(p, 6)
+        output.port = egress
+        return .transmit(.forwardToBackend)
+    }
+
+    /// The entry that lets the backend's reply find its way back to the VIP: keyed on the reply's
+    /// 5-tuple (backend → client) in the reverse zone.
+    @inlinable
+    static func insertReverse(_ p: UnsafeMutableRawPointer, frame: ParsedFrame, service: Service, backendIndex: Int,
+                              value: FlowValue, event: FlowEvent, snapshot: DataPlaneSnapshot, context: PipelineContext) {
+        let backend = service.backend(backendIndex)
+        let l3 = frame.l3Offset
+        let clientPort = p.loadBE16(frame.l4Offset)
+        let backendPort = backend.pointee.port == 0 ? p.loadBE16(frame.l4Offset + 2) : backend.pointee.port
+        let key: ConntrackKey
+        let hash: UInt64
+        if frame.isIPv4 {
+            let client = IPv4Address(value: p.loadBE32(l3 + 12))
+            let address = IPv4Address(value: backend.pointee.address.ipv4Value)
+            key = ConntrackKey(source: address, destination: client, sourcePort: backendPort,
+                               destinationPort: clientPort, protocol: frame.l4Protocol, zone: FlowBinding.reverseZone)
+            hash = snapshot.hasher.hash(IPv4FlowKey(source: address, destination: client, sourcePort: backendPort,
+                                                    destinationPort: clientPort, proto: frame.l4Protocol))
+        } else {
+            let client = IPv6Address.load(p, l3 + 8)
+            key = ConntrackKey(source: backend.pointee.address, destination: client, sourcePort: backendPort,
+                               destinationPort: clientPort, protocol: frame.l4Protocol, zone: FlowBinding.reverseZone)
+            hash = snapshot.hasher.hash(IPv6FlowKey(source: backend.pointee.address, destination: client,
+                                                    sourcePort: backendPort, destinationPort: clientPort,
+                                                    proto: frame.l4Protocol))
+        }
+        _ = context.flows.insert(key, hash: hash, value: value, event: event, now: context.now)
+    }
+
+    /// vxlan mode: DNAT the inner packet, then wrap it for the node's VTEP (RFC 7348). A packet
+    /// that would exceed the egress MTU once wrapped gets an ICMP "too big" back instead when
+    /// it may not be fragmented (IPv4 DF, or any IPv6).
+    @inlinable
+    static func encapsulate(_ p: UnsafeMutableRawPointer, length: inout Int, capacity: Int, headroom: Int,
+                            frame: ParsedFrame, service: Service, backend: UnsafeMutablePointer<BackendTarget>,
+                            targetPort: UInt16, hash: UInt64, egressPort: UnsafeMutablePointer<PortContext>,
+                            nextHopMAC: MACAddress, output: inout PacketOutput,
+                            context: inout PipelineContext) -> Verdict {
+        let vtep = backend.pointee.vtep
+        let outer: VXLANEncapsulation.Outer
+        if vtep.isIPv4Mapped {
+            outer = .ipv4(source: IPv4Address(value: egressPort.pointee.selfIPv4.ipv4Value),
+                          destination: IPv4Address(value: vtep.ipv4Value))
+        } else {
+            outer = .ipv6(source: egressPort.pointee.selfIPv6, destination: vtep)
+        }
+        let encapsulation = VXLANEncapsulation(destinationMAC: nextHopMAC, sourceMAC: egressPort.pointee.mac,
+                                               outer: outer, vni: backend.pointee.vni)
+        let packetBytes = frame.l3End - frame.l3Offset
+        if packetBytes > encapsulation.innerMTU(portMTU: egressPort.pointee.mtu) {
+            return tooBig(p, length: &length, capacity: capacity, frame: frame,
+                          mtu: encapsulation.innerMTU(portMTU: egressPort.pointee.mtu), output: &output, context: context)
+        }
+        if service.mssClamp != 0, frame.l4Protocol == IPProtocol.tcp {
+            _ = TCPMSSClamp.clamp(p, frame: frame, maximum: service.mssClamp)
+        }
+        let outcome = frame.isIPv4
+            ? NATRewrite.rewriteIPv4Destination(p, frame: frame, address: IPv4Address(value: backend.pointee.address.ipv4Value),
+                                                port: targetPort, decrementTTL: true)
+            : NATRewrite.rewriteIPv6Destination(p, frame: frame, address: backend.pointee.address,
+                                                port: targetPort, decrementHopLimit: true)
+        if let reason = dropReason(outcome) { return .drop(reason) }
+        // The inner frame: to the pod's MAC, from ours; VLAN tags of the client side are dropped
+        // by moving the L3 packet to right after a plain Ethernet header when there were any.
+        var inner = p
+        var innerLength = length
+        if frame.l3Offset != HeaderSize.ethernet {
+            let shift = frame.l3Offset - HeaderSize.ethernet
+            inner = p + shift
+            // Safe: the 12 MAC bytes are rewritten below; only the EtherType must move, and the
+            // L3 packet stays where it is.
+            inner.storeBE16(frame.etherType, 12)
+            innerLength -= shift
+        }
+        backend.pointee.innerMAC.store(inner, 0)
+        egressPort.pointee.mac.store(inner, 6)
+        context.ipID &+= 1
+        let added = encapsulation.encapsulate(inner, length: innerLength, headroom: headroom + (inner - p),
+                                              flowHash: UInt32(truncatingIfNeeded: hash), ipID: context.ipID)
+        guard added > 0 else { return .drop(.bufferTooSmall) }
+        output.prepended = added - (inner - p)
+        length = innerLength + added
+        output.port = Int(backend.pointee.egressPort)
+        return .transmit(.forwardToBackend)
+    }
+
+    @inlinable
+    static func tooBig(_ p: UnsafeMutableRawPointer, length: inout Int, capacity: Int, frame: ParsedFrame,
+                       mtu: Int, output: inout PacketOutput, context: PipelineContext) -> Verdict {
+        return context.snapshot._withUnsafeGuaranteedRef { snapshot in
+            let ingress = snapshot.port(output.port)
+            let written: Int
+            if frame.isIPv4 {
+                // Fragmentation is allowed when DF is clear, but Sluice does not fragment: the
+                // client is told the size either way (RFC 1191 asks for DF; most stacks set it).
+                written = ICMPTooBig.fragmentationNeeded(p, length: length, capacity: capacity, frame: frame,
+                                                         nextHopMTU: UInt16(clamping: mtu), sourceMAC: ingress.pointee.mac,
+                                                         source: IPv4Address(value: p.loadBE32(frame.l3Offset + 16)))
+            } else {
+                written = ICMPTooBig.packetTooBig(p, length: length, capacity: capacity, frame: frame,
+                                                  mtu: UInt32(clamping: mtu), sourceMAC: ingress.pointee.mac,
+                                                  source: IPv6Address.load(p, frame.l3Offset + 24))
+            }
+            guard written > 0 else { return .drop(.bufferTooSmall) }
+            length = written
+            return .transmit(.icmpTooBig)
+        }
+    }
+
+    // MARK: Return: backend → client
+
+    @inlinable
+    static func returnPath(_ p: UnsafeMutableRawPointer, frame: ParsedFrame, snapshot: DataPlaneSnapshot,
+                           output: inout PacketOutput, context: inout PipelineContext) -> Verdict {
+        let hash = frame.isIPv4 ? snapshot.hasher.hash(IPv4FlowKey(packet: p, frame: frame))
+                                : snapshot.hasher.hash(IPv6FlowKey(packet: p, frame: frame))
+        // Safe: the caller checked that the L4 header of a TCP/UDP/SCTP packet is present.
+        let key = ConntrackKey(packet: p, frame: frame, zone: FlowBinding.reverseZone).unsafelyUnwrapped
+        guard var handle = context.flows.lookup(key, hash: hash, now: context.now) else { return .drop(.notOwnedAddress) }
+        let value = handle.value
+        let serviceIndex = FlowBinding.service(value)
+        guard serviceIndex < snapshot.services.count else { return .drop(.noService) }
+        _ = context.flows.update(&handle, event: flowEvent(p, frame: frame, reply: true), now: context.now)
+        let client = frame.isIPv4 ? IPv6Address(ipv4Mapped: p.loadBE32(frame.l3Offset + 16))
+                                  : IPv6Address.load(p, frame.l3Offset + 24)
+        guard let route = snapshot.routing.nextHop(client) else { return .drop(.noRoute) }
+        guard let mac = context.neighbors._withUnsafeGuaranteedRef({ $0.lookup(route.hop) }) else {
+            return .drop(.neighborUnresolved)
+        }
+        let outcome = snapshot.services.service(serviceIndex)._withUnsafeGuaranteedRef { service in
+            frame.isIPv4
+                ? NATRewrite.rewriteIPv4Source(p, frame: frame, address: IPv4Address(value: service.vip.ipv4Value),
+                                               port: FlowBinding.vipPort(value), decrementTTL: true)
+                : NATRewrite.rewriteIPv6Source(p, frame: frame, address: service.vip,
+                                               port: FlowBinding.vipPort(value), decrementHopLimit: true)
+        }
+        if let reason = dropReason(outcome) { return .drop(reason) }
+        mac.store(p, 0)
+        snapshot.port(Int(route.port)).pointee.mac.store(p, 6)
+        output.port = Int(route.port)
+        return .transmit(.returnToClient)
+    }
+
+    // MARK: Helpers
+
+    @inlinable @inline(__always)
+    static func dropReason(_ outcome: NATRewrite.Outcome) -> DropReason? {
+        switch outcome {
+        case .rewritten: nil
+        case .hopLimitExpired: .ttlExceeded
+        case .sctpFragmentPortChange: .unsupportedSCTPRewrite
+        }
+    }
+
+    /// The state-machine input of a packet: TCP flags, the first SCTP chunk type, or a plain packet.
+    @inlinable @inline(__always)
+    static func flowEvent(_ p: UnsafeMutableRawPointer, frame: ParsedFrame, reply: Bool) -> FlowEvent {
+        switch frame.l4Protocol {
+        case IPProtocol.tcp: return .tcp(flags: p.loadBE8(frame.l4Offset + 13), reply: reply)
+        case IPProtocol.sctp where frame.l4Length > HeaderSize.sctpCommon:
+            return .sctp(chunkType: p.loadBE8(frame.l4Offset + HeaderSize.sctpCommon), reply: reply)
+        default: return .packet(reply: reply)
+        }
+    }
+
+    /// RFC 826 "merge": a host on the port's segment that sends us ARP tells us its MAC.
+    @inlinable
+    static func learnFromARP(_ p: UnsafeMutableRawPointer, frame: ParsedFrame, port: UnsafeMutablePointer<PortContext>,
+                             context: PipelineContext) {
+        let l3 = frame.l3Offset
+        guard ARPPacket.isIPv4OverEthernet(p, l3) else { return }
+        let sender = p.loadBE32(l3 + ARPPacket.senderIP)
+        let mac = MACAddress.load(p, l3 + ARPPacket.senderMAC)
+        guard sender != 0, !mac.isMulticast, mac != .zero else { return }
+        let address = IPv6Address(ipv4Mapped: sender)
+        guard port.pointee.isConnected(address) else { return }
+        if context.neighbors._withUnsafeGuaranteedRef({ $0.learn(address, mac: mac, now: context.now) }) {
+            context.counters._withUnsafeGuaranteedRef { $0.add(.neighborsLearned) }
+        }
+    }
+
+    /// RFC 4861 §7.2.3 / §7.2.5: a solicitation's source link-layer option, an advertisement's
+    /// target link-layer option. Only from hosts in a connected prefix, with hop limit 255.
+    @inlinable
+    static func learnFromNeighborDiscovery(_ p: UnsafeMutableRawPointer, frame: ParsedFrame,
+                                           port: UnsafeMutablePointer<PortContext>, context: PipelineContext) {
+        let l3 = frame.l3Offset, l4 = frame.l4Offset
+        let type = p.loadBE8(l4)
+        guard type == ICMPv6Type.neighborSolicitation || type == ICMPv6Type.neighborAdvertisement,
+              frame.l4Length >= HeaderSize.neighborSolicitation, p.loadBE8(l3 + 7) == NeighborDiscovery.hopLimit else { return }
+        let address = type == ICMPv6Type.neighborSolicitation ? IPv6Address.load(p, l3 + 8) : IPv6Address.load(p, l4 + 8)
+        guard !address.isUnspecified, !address.isMulticast, port.pointee.isConnected(address) else { return }
+        let wanted: UInt8 = type == ICMPv6Type.neighborSolicitation ? NeighborDiscovery.sourceLinkLayerOption
+                                                                     : NeighborDiscovery.targetLinkLayerOption
+        var option = l4 + HeaderSize.neighborSolicitation
+        while option + 8 <= frame.l3End {
+            let optionLength = Int(p.loadBE8(option + 1)) * 8
+            guard optionLength > 0, option + optionLength <= frame.l3End else { return }
+            if p.loadBE8(option) == wanted {
+                let mac = MACAddress.load(p, option + 2)
+                guard !mac.isMulticast, mac != .zero else { return }
+                if context.neighbors._withUnsafeGuaranteedRef({ $0.learn(address, mac: mac, now: context.now) }) {
+                    context.counters._withUnsafeGuaranteedRef { $0.add(.neighborsLearned) }
+                }
+                return
+            }
+            option += optionLength
+        }
+    }
+}

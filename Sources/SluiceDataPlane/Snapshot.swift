@@ -1,0 +1,82 @@
+import SluiceCore
+import SluiceMaglev
+
+/// One port as the pipeline sees it.
+public struct PortContext: Sendable {
+    public var mac: MACAddress
+    /// VIPs and Sluice's own addresses on the port: answered for ARP / NDP / echo.
+    public var owned: OwnedAddresses
+    /// Sluice's own addresses (IPv4-mapped for IPv4): the source of its ARP / NDP requests
+    /// and its VXLAN packets. `.unspecified` when the port has none of that family.
+    public var selfIPv4: IPv6Address
+    public var selfIPv6: IPv6Address
+    /// Prefixes on the port's segment: neighbors learned only from inside them.
+    public var connected: [AddressPrefix]
+    /// The port's IP MTU: what an encapsulated packet must fit.
+    public var mtu: Int
+
+    public init(mac: MACAddress, owned: OwnedAddresses, selfIPv4: IPv6Address = .unspecified,
+                selfIPv6: IPv6Address = .unspecified, connected: [AddressPrefix] = [], mtu: Int = 1500) {
+        self.mtu = mtu
+        self.mac = mac
+        self.owned = owned
+        self.selfIPv4 = selfIPv4
+        self.selfIPv6 = selfIPv6
+        self.connected = connected
+    }
+
+    @inlinable public func isConnected(_ a: IPv6Address) -> Bool { connected.contains { $0.contains(a) } }
+}
+
+/// Everything a worker reads to decide a packet's fate, built whole off the hot path and never
+/// changed after: ports, services with their Maglev tables, routes, the flow hasher.
+/// (Publication of a new snapshot to running workers is the control-socket issue's RCU.)
+public final class DataPlaneSnapshot: @unchecked Sendable {
+    public let ports: [PortContext]
+    public let services: ServiceTable
+    public let routing: Routing
+    public let hasher: FlowHasher
+    /// UDP destination port of VXLAN (RFC 7348 §5: 4789).
+    public let vxlanPort: UInt16
+    // Safe: written in `init`, freed in `deinit`, read-only in between.
+    @usableFromInline let portTable: UnsafeMutableBufferPointer<PortContext>
+    public let portCount: Int
+
+    public init(ports: [PortContext], services: [Service], routing: Routing, hasher: FlowHasher, vxlanPort: UInt16 = 4789) {
+        self.ports = ports
+        self.services = ServiceTable(services: services)
+        self.routing = routing
+        self.hasher = hasher
+        self.vxlanPort = vxlanPort
+        portCount = ports.count
+        portTable = .allocate(capacity: max(1, ports.count))
+        _ = portTable.initialize(from: ports)
+    }
+
+    deinit {
+        portTable.deinitialize()
+        portTable.deallocate()
+    }
+
+    /// The port at `index` (< portCount), borrowed: no reference counting.
+    @inlinable @inline(__always)
+    public func port(_ index: Int) -> UnsafeMutablePointer<PortContext> {
+        // Safe: callers pass port indices that the worker's lanes were built from (< portCount).
+        portTable.baseAddress.unsafelyUnwrapped + index
+    }
+
+    /// Every next hop the forward path can need (backends, VTEPs, gateways): the resolver asks
+    /// for these before any packet does.
+    public var wantedNeighbors: [(port: UInt16, address: IPv6Address)] {
+        var out: [(UInt16, IPv6Address)] = []
+        for s in services.services {
+            for b in s.backends where !out.contains(where: { $0.0 == b.egressPort && $0.1 == b.nextHop }) {
+                out.append((b.egressPort, b.nextHop))
+            }
+        }
+        for e in routing.entries {
+            if let g = e.gateway, !out.contains(where: { $0.0 == e.port && $0.1 == g }) { out.append((e.port, g)) }
+        }
+        return out
+    }
+}

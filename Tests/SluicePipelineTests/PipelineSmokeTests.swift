@@ -1,0 +1,124 @@
+import Testing
+import SluiceCore
+import SluiceConfig
+import SluiceConntrack
+import SluiceDataPlane
+
+/// A minimal end-to-end pass through the pipeline on hand-built bytes; the golden fixtures
+/// cover the protocols and modes exhaustively.
+@Suite struct PipelineSmoke {
+    static let yaml = """
+    ports:
+      - { name: lan0, device: net_null0, addresses: ["192.0.2.2/24"] }
+      - { name: lan1, device: net_null1, addresses: ["198.51.100.1/24"] }
+    vips: [{ address: 192.0.2.10, port: lan0 }]
+    services:
+      - name: web
+        vip: 192.0.2.10
+        protocol: tcp
+        port: 80
+        backends: [{ address: 198.51.100.11, port: 8080 }, { address: 198.51.100.12, port: 8080 }]
+    """
+    let mac0 = MACAddress("02:00:00:00:00:01")!
+    let mac1 = MACAddress("02:00:00:00:00:02")!
+    let clientMAC = MACAddress("02:00:00:00:0c:01")!
+
+    /// Ethernet / IPv4 / TCP with a zero payload, checksums computed in full.
+    func tcpFrame(dstMAC: MACAddress, srcMAC: MACAddress, src: UInt32, dst: UInt32, sport: UInt16, dport: UInt16,
+                  flags: UInt8) -> [UInt8] {
+        var b = [UInt8](repeating: 0, count: 54)
+        b.withUnsafeMutableBytes { r in
+            let p = r.baseAddress!
+            dstMAC.store(p, 0); srcMAC.store(p, 6); p.storeBE16(EtherType.ipv4, 12)
+            p.storeBE16(0x4500, 14); p.storeBE16(40, 16); p.storeBE16(1, 18); p.storeBE16(0x4000, 20)
+            p.storeBE16(64 << 8 | 6, 22); p.storeBE32(src, 26); p.storeBE32(dst, 30)
+            p.storeBE16(InternetChecksum.checksum(p + 14, count: 20), 24)
+            p.storeBE16(sport, 34); p.storeBE16(dport, 36); p.storeBE32(1, 38); p.storeBE8(5 << 4, 46); p.storeBE8(flags, 47)
+            p.storeBE16(65535, 48)
+            let pseudo = InternetChecksum.pseudoHeaderSum(source: IPv4Address(value: src), destination: IPv4Address(value: dst),
+                                                          protocol: 6, length: 20)
+            p.storeBE16(InternetChecksum.checksum(p + 34, count: 20, initial: pseudo), 50)
+        }
+        return b
+    }
+
+    @Test func synIsBalancedAndTheReplyComesBackFromTheVIP() throws {
+        let config = try SluicedConfig.parse(yaml: Self.yaml, file: "t.yaml")
+        let snapshot = try config.makeSnapshot(portMACs: [mac0, mac1])
+        let neighbors = NeighborTable(capacity: 64)
+        let flows = try FlowTable(capacity: 1024)
+        let counters = WorkerCounters()
+        var context = PipelineContext(snapshot: snapshot, neighbors: neighbors, flows: flows.view, counters: counters, now: 100)
+        let client: UInt32 = 0xC000_0264   // 192.0.2.100
+        let vip: UInt32 = 0xC000_020A
+        neighbors.learn(ipv4: client, mac: clientMAC, now: 100)
+
+        // Backends unresolved: dropped and counted, nothing sent.
+        var syn = tcpFrame(dstMAC: mac0, srcMAC: clientMAC, src: client, dst: vip, sport: 40000, dport: 80, flags: 0x02)
+        var verdict = run(&syn, ingress: 0, &context).0
+        #expect(verdict == .drop(.neighborUnresolved))
+
+        let backendMAC = [MACAddress("02:00:00:00:be:11")!, MACAddress("02:00:00:00:be:12")!]
+        neighbors.learn(ipv4: 0xC633_640B, mac: backendMAC[0], now: 100)
+        neighbors.learn(ipv4: 0xC633_640C, mac: backendMAC[1], now: 100)
+        syn = tcpFrame(dstMAC: mac0, srcMAC: clientMAC, src: client, dst: vip, sport: 40000, dport: 80, flags: 0x02)
+        let (v, port) = run(&syn, ingress: 0, &context)
+        verdict = v
+        #expect(verdict == .transmit(.forwardToBackend))
+        #expect(port == 1)
+        let backend = syn.withUnsafeBytes { UnsafeRawPointer($0.baseAddress!).loadBE32(30) }
+        #expect(backend == 0xC633_640B || backend == 0xC633_640C)
+        syn.withUnsafeBytes { r in
+            let p = r.baseAddress!
+            #expect(p.loadBE16(36) == 8080)
+            #expect(p.loadBE8(22) == 63)
+            #expect(InternetChecksum.verifies(p + 14, count: 20))
+            let pseudo = InternetChecksum.pseudoHeaderSum(source: IPv4Address(value: client), destination: IPv4Address(value: backend),
+                                                          protocol: 6, length: 20)
+            #expect(InternetChecksum.verifies(p + 34, count: 20, initial: pseudo))
+            #expect(MACAddress.load(p, 0) == backendMAC[backend == 0xC633_640B ? 0 : 1])
+            #expect(MACAddress.load(p, 6) == mac1)
+        }
+        #expect(counters.read(.newFlows) == 1)
+
+        // The same flow again goes to the same backend, without a new entry.
+        var again = tcpFrame(dstMAC: mac0, srcMAC: clientMAC, src: client, dst: vip, sport: 40000, dport: 80, flags: 0x10)
+        _ = run(&again, ingress: 0, &context)
+        #expect(again.withUnsafeBytes { UnsafeRawPointer($0.baseAddress!).loadBE32(30) } == backend)
+        #expect(counters.read(.newFlows) == 1)
+
+        // The backend's SYN-ACK returns to the client from the VIP:80.
+        let bmac = backendMAC[backend == 0xC633_640B ? 0 : 1]
+        var reply = tcpFrame(dstMAC: mac1, srcMAC: bmac, src: backend, dst: client, sport: 8080, dport: 40000, flags: 0x12)
+        let (rv, rport) = run(&reply, ingress: 1, &context)
+        #expect(rv == .transmit(.returnToClient))
+        #expect(rport == 0)
+        reply.withUnsafeBytes { r in
+            let p = r.baseAddress!
+            #expect(p.loadBE32(26) == vip)
+            #expect(p.loadBE16(34) == 80)
+            #expect(MACAddress.load(p, 0) == clientMAC)
+            #expect(MACAddress.load(p, 6) == mac0)
+            let pseudo = InternetChecksum.pseudoHeaderSum(source: IPv4Address(value: vip), destination: IPv4Address(value: client),
+                                                          protocol: 6, length: 20)
+            #expect(InternetChecksum.verifies(p + 34, count: 20, initial: pseudo))
+        }
+
+        // A packet from an unknown flow on the backend side is not ours.
+        var stray = tcpFrame(dstMAC: mac1, srcMAC: bmac, src: backend, dst: client, sport: 8080, dport: 40001, flags: 0x12)
+        #expect(run(&stray, ingress: 1, &context).0 == .drop(.notOwnedAddress))
+    }
+
+    func run(_ frame: inout [UInt8], ingress: Int, _ context: inout PipelineContext) -> (Verdict, Int) {
+        var length = frame.count
+        var output = PacketOutput(port: ingress)
+        let capacity = 256
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 8)
+        defer { buffer.deallocate() }
+        frame.withUnsafeBytes { buffer.copyMemory(from: $0.baseAddress!, byteCount: frame.count) }
+        let verdict = PacketPipeline.process(buffer, length: &length, capacity: capacity, headroom: 0, ingress: ingress,
+                                             output: &output, context: &context)
+        frame = Array(UnsafeRawBufferPointer(start: buffer, count: length))
+        return (verdict, output.port)
+    }
+}
