@@ -282,6 +282,12 @@ func checkTransmit(_ p: UnsafeMutableRawPointer, length: Int, capacity: Int, act
         require(MACAddress.load(p, out.l4Offset + 26) == owner, "\(what): target link-layer option is the owner's MAC")
         require(icmpv6Verifies(p, l3: l3, l4: out.l4Offset, l4Length: out.l4Length),
                 "\(what): NA checksum verifies", "output \(hex(p, length))")
+
+    default:
+        // forwardToBackend, returnToClient, icmpTooBig, ...: PacketPipeline's actions, which
+        // FrameDispatcher (the responder) never produces. `default` keeps this file compiling
+        // as TransmitAction grows.
+        violation("\(what): an action FrameDispatcher.process does not produce")
     }
 }
 

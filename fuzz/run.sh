@@ -7,7 +7,7 @@
 # Environment:
 #   FUZZ_RUNS      libFuzzer -runs (default 2000000)
 #   FUZZ_MAX_TIME  libFuzzer -max_total_time in seconds, the time bound of the fuzzing itself
-#                  (default 70; the build takes 20-45 s more)
+#                  (default 60; the build takes 20-50 s more)
 #   FUZZ_JOBS      parallel libFuzzer processes sharing one corpus, each running FUZZ_RUNS/JOBS
 #                  (default: the number of CPUs, at most 4)
 #   FUZZ_SEED      libFuzzer -seed of job 0, job j gets FUZZ_SEED+j (default: random, printed)
@@ -27,7 +27,7 @@ shopt -s nullglob
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 RUNS="${FUZZ_RUNS:-2000000}"
-MAX_TIME="${FUZZ_MAX_TIME:-70}"
+MAX_TIME="${FUZZ_MAX_TIME:-60}"
 SWIFTC="${SWIFTC:-swiftc}"
 cpus=$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
 JOBS="${FUZZ_JOBS:-$(( cpus < 4 ? cpus : 4 ))}"
