@@ -12,14 +12,18 @@
 #     for (c), what the source and sink cost without any processing
 #
 # The four runs are interleaved (a b c d, ROUNDS times) so that a change in what else the
-# machine does hits all of them alike; the table gives the median and every value.
+# machine does hits all of them alike; the table gives medians and every round's value.
 #
-# Rates are wall-clock packet rates on the forwarding core, received packets summed over the
-# forwarding ports: sluiced's final `counter rx_packets` over the worker's own elapsed time (its
-# TSC cycles, printed as `sluiced: stopped by SIGINT after S s`); testpmd's mean per-second
-# Rx-pps (its own TSC-timed statistics), the first two seconds skipped. Results go to
-# bench/results/forwarding-baseline.md. Benchmarks are reported, never asserted: this script
-# fails only when a run does not produce a number.
+# Two rates per run, received packets summed over the forwarding ports:
+#  - wall clock: sluiced's final `counter rx_packets` over the worker's own elapsed time (its
+#    TSC cycles, `sluiced: stopped by SIGINT after S s`); testpmd's mean per-second Rx-pps (its
+#    own TSC-timed statistics), the first two seconds skipped;
+#  - on-CPU: the same packets over the CPU time the forwarding thread (rte-worker-1) actually
+#    ran, from /proc/PID/task/TID/schedstat just before the stop. On a shared machine the
+#    forwarding thread also waits for its core; its CPU share (run / (run + wait)) is reported,
+#    and the on-CPU rate is what the loop does per second of core it gets. The ratios use it.
+# Results go to bench/results/forwarding-baseline.md. Benchmarks are reported, never asserted:
+# this script fails only when a run does not produce a number.
 #
 # Usage: bench/forwarding-baseline.sh [--no-build]
 #        DURATION=10 ROUNDS=3 FLOWS=4096 SCRATCH=.build-dpdk
@@ -102,11 +106,26 @@ run_for() {
   local pid=$!
   PIDS+=("$pid")
   sleep "$seconds"
+  worker_schedstat "$pid" >"$log.schedstat"
   kill -INT "$pid" 2>/dev/null || true
   local waited=0
   while kill -0 "$pid" 2>/dev/null && [ $waited -lt 100 ]; do sleep 0.1; waited=$((waited + 1)); done
   wait "$pid" || { echo "FAIL: $* exited $? (log: $log)"; tail -20 "$log"; exit 1; }
 }
+
+# worker_schedstat PID: "RUN_NS WAIT_NS" of the process's forwarding thread (EAL lcore 1).
+worker_schedstat() {
+  local t
+  for t in /proc/"$1"/task/*; do
+    if [ "$(cat "$t/comm" 2>/dev/null)" = "rte-worker-1" ]; then cut -d' ' -f1,2 "$t/schedstat"; return; fi
+  done
+  echo "0 0"
+}
+# testpmd_packets LOG: RX-packets of "Accumulated forward statistics for all ports".
+testpmd_packets() { awk '/Accumulated forward statistics for all ports/ { getline; print $2 }' "$1"; }
+# oncpu_mpps PACKETS SCHEDSTAT-FILE, cpu_share SCHEDSTAT-FILE (percent)
+oncpu_mpps() { awk -v n="$1" '{ if ($1 == 0) exit 1; printf "%.3f", n * 1e3 / $1 }' "$2"; }
+cpu_share() { awk '{ printf "%.0f", ($1 + $2 > 0 ? 100 * $1 / ($1 + $2) : 0) }' "$1"; }
 
 # testpmd_mpps LOG PORTS: mean over periods (first two skipped) of Rx-pps summed over PORTS ports.
 testpmd_mpps() {
@@ -127,18 +146,32 @@ ratio() { awk -v x="$1" -v y="$2" 'BEGIN { printf "%.2f", (y > 0 ? x / y : 0) }'
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "forwarding baseline: $ROUNDS rounds of 4 runs, ${DURATION}s each; forwarding core = lcore 1, main = lcore 0"
 A=() B=() C=() D=() C_CHECK=()
+OA=() OB=() OC=() OD=() SA=() SB=() SC=() SD=()
+# on_cpu RUN PACKETS: append RUN's on-CPU rate and CPU share to its arrays.
+on_cpu() {
+  local f="$WORK/$1$round.log.schedstat" v share
+  v=$(oncpu_mpps "$2" "$f") || no_rate "$1"
+  share=$(cpu_share "$f")
+  case $1 in
+    a) OA+=("$v"); SA+=("$share") ;; b) OB+=("$v"); SB+=("$share") ;;
+    c) OC+=("$v"); SC+=("$share") ;; d) OD+=("$v"); SD+=("$share") ;;
+  esac
+}
 for round in $(seq 1 "$ROUNDS"); do
   run_for "$DURATION" "$WORK/a$round.log" "$TESTPMD" "${EAL_COMMON[@]}" --file-prefix "$PREFIX-a$round" \
     --vdev net_null0 --vdev net_null1 -- "${TESTPMD_COMMON[@]}"
-  v=$(testpmd_mpps "$WORK/a$round.log" 2) || no_rate a; A+=("$v")
+  v=$(testpmd_mpps "$WORK/a$round.log" 2) || v=0; A+=("$v")   # 0: too few periods (a starved main lcore)
+  on_cpu a "$(testpmd_packets "$WORK/a$round.log")"
 
   run_for "$DURATION" "$WORK/b$round.log" "$SLUICED" --config "$WORK/b.yaml" -- "${EAL_COMMON[@]}" \
     --file-prefix "$PREFIX-b$round"
   v=$(sluiced_mpps "$WORK/b$round.log") || no_rate b; B+=("$v")
+  on_cpu b "$(counter "$WORK/b$round.log" rx_packets)"
 
   run_for "$DURATION" "$WORK/c$round.log" "$SLUICED" --config "$WORK/c.yaml" -- "${EAL_COMMON[@]}" \
     --file-prefix "$PREFIX-c$round"
   v=$(sluiced_mpps "$WORK/c$round.log") || no_rate c; C+=("$v")
+  on_cpu c "$(counter "$WORK/c$round.log" rx_packets)"
   rx=$(counter "$WORK/c$round.log" rx_packets); replies=$(counter "$WORK/c$round.log" icmp_echo_reply)
   tx=$(counter "$WORK/c$round.log" tx_packets)
   drops=$(awk '$1 == "counter" && $2 ~ /^drop_/ { s += $3 } END { print s + 0 }' "$WORK/c$round.log")
@@ -146,13 +179,18 @@ for round in $(seq 1 "$ROUNDS"); do
 
   run_for "$DURATION" "$WORK/d$round.log" "$TESTPMD" "${EAL_COMMON[@]}" --file-prefix "$PREFIX-d$round" \
     --vdev "net_pcap0,rx_pcap=$PCAP,infinite_rx=1" -- "${TESTPMD_COMMON[@]}" --port-topology=loop
-  v=$(testpmd_mpps "$WORK/d$round.log" 1) || no_rate d; D+=("$v")
+  v=$(testpmd_mpps "$WORK/d$round.log" 1) || v=0; D+=("$v")
+  on_cpu d "$(testpmd_packets "$WORK/d$round.log")"
 
-  echo "round $round: a testpmd io ${A[-1]}  b sluiced io ${B[-1]}  c sluiced pipeline ${C[-1]}  d testpmd io pcap ${D[-1]} Mpps  (c: ${C_CHECK[-1]})"
+  echo "round $round (Mpps wall / on-CPU, CPU share): a testpmd io ${A[-1]} / ${OA[-1]} ${SA[-1]}%;" \
+    "b sluiced io ${B[-1]} / ${OB[-1]} ${SB[-1]}%; c sluiced pipeline ${C[-1]} / ${OC[-1]} ${SC[-1]}%;" \
+    "d testpmd io pcap ${D[-1]} / ${OD[-1]} ${SD[-1]}%  (c: ${C_CHECK[-1]})"
 done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
 MA=$(median "${A[@]}"); MB=$(median "${B[@]}"); MC=$(median "${C[@]}"); MD=$(median "${D[@]}")
+NA=$(median "${OA[@]}"); NB=$(median "${OB[@]}"); NC=$(median "${OC[@]}"); ND=$(median "${OD[@]}")
+shares() { local out="" v; for v in "$@"; do out+="${out:+ }$v%"; done; echo "$out"; }
 TSC_MHZ=$(sed -n 's/.*, tsc \([0-9]*\) MHz$/\1/p' "$WORK/b1.log" | head -1)
 cpp() { awk -v mhz="${TSC_MHZ:-0}" -v mpps="$1" 'BEGIN { printf "%.0f", (mpps > 0 ? mhz / mpps : 0) }'; }
 all() { local out=$1 v; shift; for v in "$@"; do out+=" / $v"; done; echo "$out"; }
@@ -172,22 +210,24 @@ one forwarding core (lcore 1; main lcore 0), \`--no-huge -m 1024 --no-pci\`, 64-
 $ROUNDS interleaved rounds of ${DURATION} s per run. CPU: $CPU, $(nproc) cores, TSC ${TSC_MHZ:-?} MHz;
 DPDK $DPDK_VERSION (Debian); $SWIFT_VERSION. Load average before / after: $LOAD_BEFORE / $LOAD_AFTER.
 
-| run | what | source → sink | Mpps (median) | cycles/packet | every round |
-|---|---|---|---:|---:|---|
-| a | \`dpdk-testpmd --forward-mode=io\` | net_null0 ↔ net_null1 | $MA | $(cpp "$MA") | $(all "${A[@]}") |
-| b | \`sluiced --forward-io\` (workers.mode io) | net_null0 ↔ net_null1 | $MB | $(cpp "$MB") | $(all "${B[@]}") |
-| c | \`sluiced\` pipeline: parse, dispatch, ICMP echo → reply | net_pcap ($FLOWS echo requests to $VIP from $FLOWS flows, replayed from memory) → the same port's TX (drop sink) | $MC | $(cpp "$MC") | $(all "${C[@]}") |
-| d | \`dpdk-testpmd --forward-mode=io --port-topology=loop\` | the same pcap → the same port's TX | $MD | $(cpp "$MD") | $(all "${D[@]}") |
+| run | what | source → sink | Mpps on-CPU (median) | cycles/packet | Mpps wall clock (median) | on-CPU, every round | CPU share, every round |
+|---|---|---|---:|---:|---:|---|---|
+| a | \`dpdk-testpmd --forward-mode=io\` | net_null0 ↔ net_null1 | $NA | $(cpp "$NA") | $MA | $(all "${OA[@]}") | $(shares "${SA[@]}") |
+| b | \`sluiced --forward-io\` (workers.mode io) | net_null0 ↔ net_null1 | $NB | $(cpp "$NB") | $MB | $(all "${OB[@]}") | $(shares "${SB[@]}") |
+| c | \`sluiced\` pipeline: parse, dispatch, ICMP echo → reply | net_pcap ($FLOWS echo requests to $VIP from $FLOWS flows, replayed from memory) → the same port's TX (drop sink) | $NC | $(cpp "$NC") | $MC | $(all "${OC[@]}") | $(shares "${SC[@]}") |
+| d | \`dpdk-testpmd --forward-mode=io --port-topology=loop\` | the same pcap → the same port's TX | $ND | $(cpp "$ND") | $MD | $(all "${OD[@]}") | $(shares "${SD[@]}") |
 
-- sluiced io / testpmd io (b / a): **$(ratio "$MB" "$MA")**
-- sluiced pipeline / testpmd io on the same source (c / d): **$(ratio "$MC" "$MD")**
+- sluiced io / testpmd io (b / a): **$(ratio "$NB" "$NA")** on-CPU ($(ratio "$MB" "$MA") wall clock)
+- sluiced pipeline / testpmd io on the same source (c / d): **$(ratio "$NC" "$ND")** on-CPU ($(ratio "$MC" "$MD") wall clock)
 - run c, last round: ${C_CHECK[-1]} (every request answered: replies = rx, drops = 0).
 
-How the numbers are taken: wall-clock packet rates on the forwarding core, received packets
-summed over the forwarding ports. sluiced: the final \`counter rx_packets\` over the worker's
-own elapsed time (its TSC cycles; \`sluiced: stopped by SIGINT after S s\`). testpmd: the mean
-of its per-second \`Rx-pps\` (TSC-timed by testpmd), the first two seconds skipped. Cycles per
-packet are TSC cycles of the forwarding core per received packet. In (c) and (d) the pcap PMD
+How the numbers are taken: received packets summed over the forwarding ports, per second.
+Wall clock: sluiced's final \`counter rx_packets\` over the worker's own elapsed time (its TSC
+cycles; \`sluiced: stopped by SIGINT after S s\`); testpmd's mean per-second \`Rx-pps\`
+(TSC-timed by testpmd), the first two seconds skipped. On-CPU: the same packet counts over the
+CPU time the forwarding thread \`rte-worker-1\` really ran (\`/proc/PID/task/TID/schedstat\`,
+read just before the stop); CPU share is its run time over run + runnable-but-waiting time, 100%
+on an otherwise idle core. Cycles per packet: TSC cycles per packet at the on-CPU rate. In (c) and (d) the pcap PMD
 copies every replayed packet into a fresh mbuf (\`infinite_rx\`), which is much of the cost of
 that source: (d) is the ceiling for (c). This is a 2-core virtual machine: lcore 0 also runs the
 OS and this script, and anything else running shares the cores, so single runs vary; the
