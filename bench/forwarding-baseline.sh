@@ -205,7 +205,8 @@ mkdir -p "$(dirname "$RESULTS")"
 cat >"$RESULTS" <<MD
 # Forwarding baseline
 
-Measured by \`bench/forwarding-baseline.sh\` on $(date -u +%Y-%m-%d) at commit \`$COMMIT\`$DIRTY:
+Measured by \`bench/forwarding-baseline.sh\` on $(date -u +%Y-%m-%d) at commit \`$COMMIT\`$DIRTY
+(sluiced binary built $(date -u -r "$SLUICED" '+%Y-%m-%d %H:%M UTC')):
 one forwarding core (lcore 1; main lcore 0), \`--no-huge -m 1024 --no-pci\`, 64-byte frames,
 $ROUNDS interleaved rounds of ${DURATION} s per run. CPU: $CPU, $(nproc) cores, TSC ${TSC_MHZ:-?} MHz;
 DPDK $DPDK_VERSION (Debian); $SWIFT_VERSION. Load average before / after: $LOAD_BEFORE / $LOAD_AFTER.
