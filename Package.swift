@@ -77,13 +77,13 @@ let package = Package(
         // EAL, ports, queues, mempools, the worker loop: the only module that talks to DPDK.
         .target(
             name: "SluiceDPDK",
-            dependencies: ["CDPDK", "SluiceCore", "SluiceDataPlane"],
+            dependencies: ["CDPDK", "SluiceCore", "SluiceDataPlane", "SluiceConntrack"],
             swiftSettings: hotPathSwift + [.unsafeFlags(dpdkCFlags.flatMap { ["-Xcc", $0] })]
         ),
         .executableTarget(
             name: "sluiced",
             dependencies: [
-                "SluiceConfig", "SluiceDPDK", "SluiceDataPlane", "SluiceCore",
+                "SluiceConfig", "SluiceDPDK", "SluiceDataPlane", "SluiceCore", "SluiceConntrack",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: [.unsafeFlags(dpdkCFlags.flatMap { ["-Xcc", $0] })]

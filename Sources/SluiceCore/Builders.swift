@@ -75,6 +75,19 @@ public enum ARPPacket {
     }
 }
 
+extension ARPPacket {
+    /// A broadcast ARP request (RFC 826) asking for `target`'s MAC, from `sender` at `mac`.
+    /// Returns the frame length, or 0 if `capacity` is too small.
+    @inlinable
+    public static func writeRequest(_ p: UnsafeMutableRawPointer, capacity: Int, mac: MACAddress,
+                                    sender: IPv4Address, target: IPv4Address) -> Int {
+        let length = writeAnnouncement(p, capacity: capacity, mac: mac, address: target)
+        guard length > 0 else { return 0 }
+        p.storeBE32(sender.value, HeaderSize.ethernet + senderIP)
+        return length
+    }
+}
+
 /// ICMP and ICMPv6 echo (RFC 792, RFC 4443 §4): replies built in place from requests.
 public enum ICMPEcho {
     /// The hop limit / TTL of replies Sluice originates (RFC 1700's default TTL).
@@ -206,6 +219,39 @@ public enum NeighborDiscovery {
         let pseudo = InternetChecksum.pseudoHeaderSum(source: target, destination: destination,
                                                       nextHeader: IPProtocol.icmpv6, length: advertisementLength)
         p.storeBE16(InternetChecksum.checksum(p + l4, count: advertisementLength, initial: pseudo), l4 + 2)
+        return total
+    }
+
+    /// A Neighbor Solicitation for `target` (RFC 4861 §4.3, §7.2.2) from `source` at `mac`, to the
+    /// target's solicited-node group, with our link-layer address as an option. Returns the frame
+    /// length, or 0 if `capacity` is too small.
+    @inlinable
+    public static func writeSolicitation(_ p: UnsafeMutableRawPointer, capacity: Int, mac: MACAddress,
+                                         source: IPv6Address, target: IPv6Address) -> Int {
+        let icmpLength = HeaderSize.neighborSolicitation + 8
+        let total = HeaderSize.ethernet + HeaderSize.ipv6 + icmpLength
+        guard capacity >= total else { return 0 }
+        let group = target.solicitedNodeGroup
+        let l3 = EthernetHeader.write(p, destination: .ipv6Multicast(group), source: mac, vlanID: nil,
+                                      etherType: EtherType.ipv6)
+        p.storeBE32(0x6000_0000, l3)
+        p.storeBE16(UInt16(icmpLength), l3 + 4)
+        p.storeBE8(IPProtocol.icmpv6, l3 + 6)
+        p.storeBE8(hopLimit, l3 + 7)
+        source.store(p, l3 + 8)
+        group.store(p, l3 + 24)
+        let l4 = l3 + HeaderSize.ipv6
+        p.storeBE8(ICMPv6Type.neighborSolicitation, l4)
+        p.storeBE8(0, l4 + 1)
+        p.storeBE16(0, l4 + 2)
+        p.storeBE32(0, l4 + 4)
+        target.store(p, l4 + 8)
+        p.storeBE8(sourceLinkLayerOption, l4 + 24)
+        p.storeBE8(1, l4 + 25)
+        mac.store(p, l4 + 26)
+        let pseudo = InternetChecksum.pseudoHeaderSum(source: source, destination: group,
+                                                      nextHeader: IPProtocol.icmpv6, length: icmpLength)
+        p.storeBE16(InternetChecksum.checksum(p + l4, count: icmpLength, initial: pseudo), l4 + 2)
         return total
     }
 

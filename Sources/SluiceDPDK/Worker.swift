@@ -1,4 +1,5 @@
 import CDPDK
+import SluiceConntrack
 import SluiceCore
 import SluiceDataPlane
 import Synchronization
@@ -50,20 +51,19 @@ public struct IdlePolicy: Sendable {
     }
 }
 
-/// One port as one worker sees it: the queue pair it owns there and the VIPs it answers for.
+/// One port as one worker sees it: the queue pair it owns there. Lane i of every worker is
+/// port i, so the pipeline's egress port index is the lane index.
 public struct WorkerQueue: Sendable {
     public var port: UInt16
     /// This worker's RX queue and TX queue index on `port` (and on `transmitPort`).
     public var queue: UInt16
     /// Where received packets go in `io` mode; the pipeline always replies on `port`.
     public var transmitPort: UInt16
-    public var owned: OwnedAddresses
 
-    public init(port: UInt16, queue: UInt16, transmitPort: UInt16, owned: OwnedAddresses) {
+    public init(port: UInt16, queue: UInt16, transmitPort: UInt16) {
         self.port = port
         self.queue = queue
         self.transmitPort = transmitPort
-        self.owned = owned
     }
 }
 
@@ -81,6 +81,34 @@ public final class StopSignal: Sendable {
     public var isRequested: Bool { requested.load(ordering: .relaxed) }
 }
 
+/// What the load-balancing pipeline shares across workers: the snapshot it reads, the tables
+/// it reads and writes lock-free, and what worker 0 needs for its once-a-second chores.
+public final class PipelineResources: @unchecked Sendable {
+    // Safe (@unchecked Sendable): every member is immutable or internally synchronised
+    // (NeighborTable, FlowTable are lock-free; the snapshot is read-only).
+    public let snapshot: DataPlaneSnapshot
+    public let neighbors: NeighborTable
+    public let flows: FlowTable
+    public let resolver: NeighborResolver
+    /// Buffers for the resolver's solicitations.
+    public let pool: Mempool
+
+    public init(snapshot: DataPlaneSnapshot, neighbors: NeighborTable, flows: FlowTable, pool: Mempool) {
+        self.snapshot = snapshot
+        self.neighbors = neighbors
+        self.flows = flows
+        self.resolver = NeighborResolver(snapshot: snapshot)
+        self.pool = pool
+    }
+}
+
+/// Chores a worker does on the TX drain tick, never per packet.
+public enum WorkerChores {
+    /// Flow-table buckets visited per drain tick by each worker's expiry sweep: bounded work
+    /// that never stalls the loop (a sweep of a 1M-flow table takes ~150k buckets).
+    public static let expiryBudget = 256
+}
+
 /// One (worker, port) pair's loop state. Trivial (no reference counting): it lives in the
 /// worker's arena and is touched by that worker only.
 @usableFromInline
@@ -91,8 +119,6 @@ struct Lane {
     /// Packets waiting in `transmitBuffer[0..<pending]`, and their bytes.
     var pending: UInt16
     var pendingBytes: UInt64
-    /// Unretained: the `Worker` holds the strong reference (in `queues`) for as long as it runs.
-    var owned: Unmanaged<OwnedAddresses>
     /// `WorkerLoop.burstSize` slots.
     var transmitBuffer: UnsafeMutablePointer<OpaquePointer?>
 }
@@ -167,7 +193,7 @@ struct WorkerArena {
             let buffer = (buffersBase + i * pointerArray)
                 .initializeMemory(as: OpaquePointer?.self, repeating: nil, count: burst)
             (lanes + i).initialize(to: Lane(rxPort: q.port, queue: q.queue, txPort: q.transmitPort, pending: 0,
-                                            pendingBytes: 0, owned: .passUnretained(q.owned),
+                                            pendingBytes: 0,
                                             transmitBuffer: buffer))
         }
     }
@@ -193,11 +219,15 @@ public final class Worker: @unchecked Sendable {
     /// TX buffers are flushed at least this often (TSC cycles), even when not full.
     public let txDrainCycles: UInt64
     let stop: StopSignal
+    /// The load-balancing tables; nil runs the responder alone (no services configured).
+    public let resources: PipelineResources?
     /// Why `interrupt` mode fell back to `sleep`, if it did.
     public private(set) var fallbackReason: String?
 
     public init(index: Int, lcore: Int, queues: [WorkerQueue], mode: ForwardingMode, idle: IdlePolicy,
-                txDrainMicroseconds: Int, stop: StopSignal, counters: WorkerCounters) {
+                txDrainMicroseconds: Int, stop: StopSignal, counters: WorkerCounters,
+                resources: PipelineResources? = nil) {
+        self.resources = resources
         self.index = index
         self.lcore = lcore
         self.queues = queues
@@ -253,13 +283,47 @@ public final class Worker: @unchecked Sendable {
 
     // MARK: - The loops
 
-    /// The Sluice pipeline: RX burst → FrameDispatcher → replies buffered per lane, drops freed in bulk.
+    /// The Sluice pipeline: RX burst → PacketPipeline → frames buffered per egress lane, drops
+    /// freed in bulk. On the drain tick: a bounded flow-expiry sweep, and on worker 0, once a
+    /// second, the neighbor solicitations the resolver asks for.
     @inline(never)
     func pipelineLoop(_ arena: WorkerArena, idleMode: IdlePolicy.Mode, slots: VerdictSlots) {
+        // Safe: the daemon gives every pipeline-mode worker its resources (checked at launch).
+        let resources = self.resources.unsafelyUnwrapped
         let counters = self.counters
         let received = arena.received, dropped = arena.dropped
-        pollLoop(arena, idleMode: idleMode) { lane in
-            Worker.receiveAndDispatch(lane, received: received, dropped: dropped, counters: counters, slots: slots)
+        let lanes = arena.lanes
+        let hz = max(1, EAL.tscHz)
+        let flows = resources.flows.view
+        var context = PipelineContext(snapshot: resources.snapshot, neighbors: resources.neighbors,
+                                      flows: flows, counters: counters, now: UInt32(truncatingIfNeeded: sl_rdtsc() / hz))
+        var lastChoreSecond = context.now &- 1
+        let resolves = index == 0
+        pollLoop(arena, idleMode: idleMode, onDrainTick: { tsc in
+            context.now = UInt32(truncatingIfNeeded: tsc / hz)
+            _ = flows.expire(now: context.now, budget: WorkerChores.expiryBudget)
+            if resolves && context.now != lastChoreSecond {
+                lastChoreSecond = context.now
+                Worker.solicitNeighbors(resources, lanes: lanes, now: context.now, counters: counters)
+            }
+        }) { lane in
+            Worker.receiveAndProcess(lane, lanes: lanes, received: received, dropped: dropped, counters: counters,
+                                     slots: slots, context: &context)
+        }
+    }
+
+    /// Builds and queues the ARP requests / neighbor solicitations due now. Cold: at most once a
+    /// second, on worker 0, which owns its TX queue on every port.
+    @inline(never)
+    static func solicitNeighbors(_ resources: PipelineResources, lanes: UnsafeMutablePointer<Lane>, now: UInt32,
+                                 counters: WorkerCounters) {
+        for request in resources.resolver.due(now: now, neighbors: resources.neighbors) {
+            guard let m = sl_mbuf_alloc(resources.pool.pointer) else { return }
+            // Safe: a fresh mbuf's data pointer is valid for its capacity.
+            let length = NeighborResolver.write(request, into: sl_mbuf_data(m), capacity: Int(sl_mbuf_capacity(m)))
+            guard length > 0 else { sl_mbuf_free(m); continue }
+            sl_mbuf_set_length(m, UInt16(truncatingIfNeeded: length))
+            enqueue(m, length: length, on: lanes + request.port, counters: counters)
         }
     }
 
@@ -270,7 +334,7 @@ public final class Worker: @unchecked Sendable {
     func ioLoop(_ arena: WorkerArena, idleMode: IdlePolicy.Mode) {
         let counters = self.counters
         let received = arena.received
-        pollLoop(arena, idleMode: idleMode) { lane in
+        pollLoop(arena, idleMode: idleMode, onDrainTick: { _ in }) { lane in
             Worker.forwardBurst(lane, received: received, counters: counters)
         }
     }
@@ -279,7 +343,7 @@ public final class Worker: @unchecked Sendable {
     /// cycles as busy or idle, drain TX buffers and publish tallies on the drain tick, back off
     /// after a run of empty iterations, stop when asked. `pollLane` returns packets received.
     @inline(__always)
-    func pollLoop(_ arena: WorkerArena, idleMode: IdlePolicy.Mode,
+    func pollLoop(_ arena: WorkerArena, idleMode: IdlePolicy.Mode, onDrainTick: (UInt64) -> Void,
                   _ pollLane: (UnsafeMutablePointer<Lane>) -> Int) {
         let counters = self.counters
         let stop = self.stop
@@ -302,11 +366,13 @@ public final class Worker: @unchecked Sendable {
             emptyPolls = received > 0 ? 0 : emptyPolls &+ 1
 
             if now &- lastDrain >= drainCycles {
+                onDrainTick(now)
                 Worker.flushAll(lanes, count: laneCount, counters: counters)
                 tally.publish(to: counters)
                 lastDrain = now
             }
             if emptyPolls >= backoffAfter {
+                onDrainTick(now)
                 Worker.flushAll(lanes, count: laneCount, counters: counters)
                 backOff(idleMode, arena)
                 let resumed = sl_rdtsc()
@@ -321,11 +387,13 @@ public final class Worker: @unchecked Sendable {
 
     // MARK: - Per burst
 
-    /// One RX burst on `lane` through FrameDispatcher. Returns the packets received.
+    /// One RX burst on `lane` through PacketPipeline. Frames leave on the lane of the port the
+    /// pipeline chose (lane i is port i). Returns the packets received.
     @inline(__always)
-    static func receiveAndDispatch(_ lane: UnsafeMutablePointer<Lane>, received: UnsafeMutablePointer<OpaquePointer?>,
-                                   dropped: UnsafeMutablePointer<OpaquePointer?>, counters: WorkerCounters,
-                                   slots: VerdictSlots) -> Int {
+    static func receiveAndProcess(_ lane: UnsafeMutablePointer<Lane>, lanes: UnsafeMutablePointer<Lane>,
+                                  received: UnsafeMutablePointer<OpaquePointer?>,
+                                  dropped: UnsafeMutablePointer<OpaquePointer?>, counters: WorkerCounters,
+                                  slots: VerdictSlots, context: inout PipelineContext) -> Int {
         let count = Int(sl_rx_burst(lane.pointee.rxPort, lane.pointee.queue, received, UInt16(WorkerLoop.burstSize)))
         if count == 0 { return 0 }
         let distance = WorkerLoop.prefetchDistance
@@ -333,34 +401,38 @@ public final class Worker: @unchecked Sendable {
             // Safe: rx burst filled received[0..<count] with valid mbufs.
             sl_prefetch0(sl_mbuf_data(received[i].unsafelyUnwrapped))
         }
+        let ingress = lane - lanes
         var dropCount = 0
         var bytes: UInt64 = 0
-        lane.pointee.owned._withUnsafeGuaranteedRef { owned in
-            for i in 0..<count {
-                if i &+ distance < count {
-                    // Safe: i + distance < count, inside the filled part.
-                    sl_prefetch0(sl_mbuf_data(received[i &+ distance].unsafelyUnwrapped))
+        for i in 0..<count {
+            if i &+ distance < count {
+                // Safe: i + distance < count, inside the filled part.
+                sl_prefetch0(sl_mbuf_data(received[i &+ distance].unsafelyUnwrapped))
+            }
+            // Safe: i < count; rx burst never returns null slots below count.
+            let m = received[i].unsafelyUnwrapped
+            // Safe: one segment per received frame (no RX scatter), so data_len is its length.
+            let frame = sl_mbuf_data(m).unsafelyUnwrapped
+            let receivedLength = Int(sl_mbuf_data_len(m))
+            bytes &+= UInt64(truncatingIfNeeded: receivedLength)
+            var length = receivedLength
+            var output = PacketOutput(port: ingress)
+            let verdict = PacketPipeline.process(frame, length: &length, capacity: Int(sl_mbuf_capacity(m)),
+                                                 headroom: Int(sl_mbuf_headroom(m)), ingress: ingress,
+                                                 output: &output, context: &context)
+            switch verdict {
+            case .transmit(let action):
+                counters.add(slots.action &+ Int(action.rawValue))
+                if output.prepended > 0 {
+                    // Safe: the pipeline wrote `prepended` bytes into the headroom it was given.
+                    _ = sl_mbuf_prepend(m, UInt16(truncatingIfNeeded: output.prepended))
                 }
-                // Safe: i < count; rx burst never returns null slots below count.
-                let m = received[i].unsafelyUnwrapped
-                // Safe: a received mbuf's data pointer is non-null. Every received mbuf is one
-                // segment (no RX scatter, frames fit one mbuf), so data_len is the frame length.
-                let frame = sl_mbuf_data(m).unsafelyUnwrapped
-                let receivedLength = Int(sl_mbuf_data_len(m))
-                bytes &+= UInt64(truncatingIfNeeded: receivedLength)
-                var length = receivedLength
-                let verdict = FrameDispatcher.process(frame, length: &length, capacity: Int(sl_mbuf_capacity(m)),
-                                                      owned: owned)
-                switch verdict {
-                case .transmit(let action):
-                    counters.add(slots.action &+ Int(action.rawValue))
-                    if length != receivedLength { sl_mbuf_set_length(m, UInt16(truncatingIfNeeded: length)) }
-                    enqueue(m, length: length, on: lane, counters: counters)
-                case .drop(let reason):
-                    counters.add(slots.drop &+ Int(reason.rawValue))
-                    dropped[dropCount] = m   // Safe: at most `count` ≤ burstSize drops per burst.
-                    dropCount &+= 1
-                }
+                if length != Int(sl_mbuf_data_len(m)) { sl_mbuf_set_length(m, UInt16(truncatingIfNeeded: length)) }
+                enqueue(m, length: length, on: lanes + output.port, counters: counters)
+            case .drop(let reason):
+                counters.add(slots.drop &+ Int(reason.rawValue))
+                dropped[dropCount] = m   // Safe: at most `count` ≤ burstSize drops per burst.
+                dropCount &+= 1
             }
         }
         counters.add(.rxPackets, UInt64(truncatingIfNeeded: count))

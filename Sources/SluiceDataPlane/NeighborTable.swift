@@ -130,6 +130,24 @@ public final class NeighborTable: @unchecked Sendable {
         learn(Self.key(address), mac: mac, now: now)
     }
 
+    /// The MAC (if resolved) and the time it was last confirmed, for the resolver.
+    public func status(_ address: IPv6Address) -> (mac: MACAddress?, confirmed: UInt32)? {
+        var i = home(address)
+        for _ in 0..<Self.maxProbes {
+            let slot = slots + i
+            let state = slot.pointee.state.load(ordering: .acquiring)
+            if state == Self.empty { return nil }
+            if state == Self.ready, slot.pointee.high.load(ordering: .relaxed) == address.high,
+               slot.pointee.low.load(ordering: .relaxed) == address.low {
+                let word = slot.pointee.mac.load(ordering: .relaxed)
+                return (word & Self.resolvedBit != 0 ? MACAddress(value: word) : nil,
+                        slot.pointee.confirmed.load(ordering: .relaxed))
+            }
+            i = (i &+ 1) & mask
+        }
+        return nil
+    }
+
     /// Makes `address` known without a MAC, so that the resolver asks for it.
     @discardableResult
     public func want(_ address: IPv6Address) -> Bool { slot(for: address) != nil }

@@ -82,6 +82,12 @@ public enum PacketPipeline {
             default:
                 if frame.l4Protocol == IPProtocol.icmpv6, frame.hasL4Header, !frame.isFragment {
                     learnFromNeighborDiscovery(p, frame: frame, port: port, context: context)
+                    // A solicitation goes to the target's solicited-node group, not to an owned
+                    // address: the responder matches it on its target.
+                    if p.loadBE8(frame.l4Offset) == ICMPv6Type.neighborSolicitation {
+                        return FrameDispatcher.respond(p, length: &length, capacity: capacity, frame: frame,
+                                                       owned: port.pointee.owned)
+                    }
                 }
                 let destination = IPv6Address.load(p, frame.l3Offset + 24)
                 return dispatchIP(p, length: &length, capacity: capacity, headroom: headroom, frame: frame,

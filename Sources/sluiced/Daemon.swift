@@ -1,4 +1,5 @@
 import SluiceConfig
+import SluiceConntrack
 import SluiceCore
 import SluiceDataPlane
 import SluiceDPDK
@@ -17,7 +18,10 @@ final class Daemon {
     let config: SluicedConfig
     let mode: ForwardingMode
     let ealOptions: [String]
+    let configPath: String
     private let stop = StopSignal()
+    /// The load-balancing tables the workers share; kept alive here until they are joined.
+    private var resources: PipelineResources?
     private var ealStarted = false
     private var pool: Mempool?
     private var ports: [Port] = []
@@ -28,8 +32,9 @@ final class Daemon {
     /// How often the main lcore checks that every worker is still running.
     static let watchIntervalNanoseconds = 200_000_000
 
-    init(config: SluicedConfig, forwardIO: Bool, ealOptions: [String]) {
+    init(config: SluicedConfig, forwardIO: Bool, ealOptions: [String], configPath: String) {
         self.config = config
+        self.configPath = configPath
         self.mode = forwardIO || config.workers.mode == .io ? .io : .pipeline
         self.ealOptions = ealOptions
     }
@@ -46,6 +51,13 @@ final class Daemon {
         }
         if forwardIO && config.ports.count != 2 {
             return "\(file): ports: --forward-io needs exactly two ports (has \(config.ports.count))"
+        }
+        // Reachability of every backend and the Maglev tables depend only on the file: build the
+        // snapshot once with stand-in MACs so these errors, too, come before the EAL.
+        do {
+            _ = try config.makeSnapshot(portMACs: config.ports.map { _ in MACAddress(value: 0x02_00_00_00_00_01) }, file: file)
+        } catch {
+            return error.description
         }
         return nil
     }
@@ -104,20 +116,38 @@ final class Daemon {
             }
         }
 
-        let owned = ports.indices.map { config.ownedAddresses(portIndex: $0, portMAC: ports[$0].mac) }
+        let snapshot: DataPlaneSnapshot
+        do {
+            snapshot = try config.makeSnapshot(portMACs: ports.map(\.mac), file: configPath)
+        } catch {
+            throw DPDKError(subject: "config", operation: "services", reason: error.description)
+        }
+        let owned = snapshot.ports.map(\.owned)
         if mode == .pipeline {
             for (port, addresses) in zip(ports, owned) { announce(addresses, on: port, pool: pool) }
         }
         for (port, addresses) in zip(ports, owned) { Output.line(Daemon.describe(port, addresses)) }
+        for service in snapshot.services.services {
+            Output.line("service \(service.name): \(service.mode) \(Daemon.describeVIP(service)) backends=\(service.backendCount) maglev=\(service.maglev.size)")
+        }
+        let flows: FlowTable
+        do {
+            // Committed up front (MAP_POPULATE): first-touch faults of a large table, transparent
+            // huge pages above all, would otherwise stall the workers' expiry sweep for seconds.
+            flows = try FlowTable(FlowTable.Configuration(capacity: config.flows.capacity, prefault: true))
+        } catch {
+            throw DPDKError(subject: "flows", operation: "allocate", reason: "\(error)")
+        }
+        let resources = PipelineResources(snapshot: snapshot, neighbors: NeighborTable(), flows: flows, pool: pool)
+        self.resources = resources
 
         for (index, lcore) in config.workers.lcores.enumerated() {
             let queues = ports.indices.map { p in
-                WorkerQueue(port: ports[p].id, queue: UInt16(index), transmitPort: ports[Daemon.peer(of: p, in: ports.count)].id,
-                            owned: owned[p])
+                WorkerQueue(port: ports[p].id, queue: UInt16(index), transmitPort: ports[Daemon.peer(of: p, in: ports.count)].id)
             }
             let worker = Worker(index: index, lcore: lcore, queues: queues, mode: mode, idle: idle,
                                 txDrainMicroseconds: config.workers.txDrainMicroseconds, stop: stop,
-                                counters: WorkerCounters())
+                                counters: WorkerCounters(), resources: resources)
             try worker.launch()
             workers.append(worker)
         }
@@ -173,6 +203,12 @@ final class Daemon {
         if report.failed > 0 {
             Log.error("\(port.subject): \(report.failed) of \(report.sent + report.failed) announcements not sent")
         }
+    }
+
+    static func describeVIP(_ service: Service) -> String {
+        let vip = service.vip.isIPv4Mapped ? IPv4Address(value: service.vip.ipv4Value).description : service.vip.description
+        let proto = service.proto == IPProtocol.tcp ? "tcp" : service.proto == IPProtocol.udp ? "udp" : "sctp"
+        return service.port == 0 ? "\(vip) \(proto) all-ports" : "\(vip):\(service.port)/\(proto)"
     }
 
     static func describe(_ port: Port, _ owned: OwnedAddresses) -> String {

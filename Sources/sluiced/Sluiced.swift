@@ -48,7 +48,7 @@ struct Sluiced: ParsableCommand {
             Output.error(problem)
             throw ExitCode(2)
         }
-        let status = Daemon(config: loaded, forwardIO: forwardIO, ealOptions: ealOptions).run()
+        let status = Daemon(config: loaded, forwardIO: forwardIO, ealOptions: ealOptions, configPath: config).run()
         if status != 0 { throw ExitCode(status) }
     }
 }

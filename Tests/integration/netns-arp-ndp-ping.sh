@@ -18,7 +18,7 @@ VIP6=2001:db8::10
 PEER4=192.0.2.1
 PEER6=2001:db8::1
 VIP_MAC=02:00:00:00:5e:10
-fail() { echo "FAIL: $*"; echo "--- sluiced output"; cat "$LAB_DIR/sluiced.log" 2>/dev/null | tail -40; exit 1; }
+fail() { echo "FAIL: $*"; kill -INT ${SLUICED_PID:-0} 2>/dev/null; sleep 1; echo "--- sluiced output"; cat "$LAB_DIR/sluiced.log" 2>/dev/null | tail -40; exit 1; }
 
 lab_netns "$NS"
 lab_veth "$HOST_IF" "$NS_IF" "$NS"

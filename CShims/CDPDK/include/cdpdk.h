@@ -80,6 +80,13 @@ SL_ALWAYS_INLINE uint16_t sl_mbuf_capacity(const struct rte_mbuf *m) {
     return (uint16_t)(m->buf_len - m->data_off);
 }
 
+/** Bytes writable in front of the data (where VXLAN outer headers go). */
+SL_ALWAYS_INLINE uint16_t sl_mbuf_headroom(const struct rte_mbuf *m) { return rte_pktmbuf_headroom(m); }
+
+/** Moves the data start `len` bytes back (rte_pktmbuf_prepend): data_len and pkt_len grow by
+ *  `len`. Returns the new data pointer, or NULL (mbuf untouched) without that much headroom. */
+SL_ALWAYS_INLINE void *sl_mbuf_prepend(struct rte_mbuf *m, uint16_t len) { return rte_pktmbuf_prepend(m, len); }
+
 SL_ALWAYS_INLINE void sl_prefetch0(const void *p) { rte_prefetch0(p); }
 
 /** Returns `n` packets (any segments, any pools) to their pools. An exported function in DPDK

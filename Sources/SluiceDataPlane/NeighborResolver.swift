@@ -1,0 +1,51 @@
+import SluiceCore
+
+/// Decides which next hops to solicit: every next hop the snapshot's services and routes need,
+/// asked for once a second while unresolved, and re-asked when its MAC has not been confirmed
+/// for `refreshAfter` seconds (a moved or replaced host answers with its new MAC; RFC 4861
+/// §7.3's reachability confirmation, simplified to periodic unicast-free re-solicitation).
+///
+/// Runs on one worker's cold path, at most once per second; the frames it asks for are built
+/// with `ARPPacket.writeRequest` / `NeighborDiscovery.writeSolicitation`.
+public struct NeighborResolver: Sendable {
+    public struct Request: Sendable, Equatable {
+        public var port: Int
+        public var target: IPv6Address
+        /// Our address on that port of the target's family.
+        public var source: IPv6Address
+        public var mac: MACAddress
+    }
+
+    public static let refreshAfter: UInt32 = 30
+    public let wanted: [Request]
+
+    public init(snapshot: DataPlaneSnapshot) {
+        var wanted: [Request] = []
+        for (port, hop) in snapshot.wantedNeighbors {
+            let context = snapshot.ports[Int(port)]
+            let source = hop.isIPv4Mapped ? context.selfIPv4 : context.selfIPv6
+            guard source != .unspecified else { continue }
+            wanted.append(Request(port: Int(port), target: hop, source: source, mac: context.mac))
+        }
+        self.wanted = wanted
+    }
+
+    /// The requests due at `now`.
+    public func due(now: UInt32, neighbors: NeighborTable) -> [Request] {
+        wanted.filter { request in
+            guard let status = neighbors.status(request.target), status.mac != nil else { return true }
+            return now &- status.confirmed >= Self.refreshAfter
+        }
+    }
+
+    /// Writes the solicitation for `request` into `p`; returns its length (0: no room).
+    public static func write(_ request: Request, into p: UnsafeMutableRawPointer, capacity: Int) -> Int {
+        if request.target.isIPv4Mapped {
+            return ARPPacket.writeRequest(p, capacity: capacity, mac: request.mac,
+                                          sender: IPv4Address(value: request.source.ipv4Value),
+                                          target: IPv4Address(value: request.target.ipv4Value))
+        }
+        return NeighborDiscovery.writeSolicitation(p, capacity: capacity, mac: request.mac,
+                                                   source: request.source, target: request.target)
+    }
+}
