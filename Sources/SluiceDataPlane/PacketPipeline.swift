@@ -112,7 +112,12 @@ public enum PacketPipeline {
             if balanced {
                 let destinationPort = p.loadBE16(frame.l4Offset + 2)
                 if let index = snapshot.services.lookup(vip: destination, proto: proto, port: destinationPort) {
-                    guard owned.accepts(MACAddress.load(p, 0), ownerMAC: ownerMAC) else { return .drop(.foreignDestinationMAC) }
+                    // RFC 1812 §5.3.4: a packet received as a link-layer broadcast or multicast is not
+                    // forwarded (the VIP is unicast); only a frame sent to the VIP's or the port's MAC.
+                    let destinationMAC = MACAddress.load(p, 0)
+                    guard !destinationMAC.isMulticast, owned.accepts(destinationMAC, ownerMAC: ownerMAC) else {
+                        return .drop(.foreignDestinationMAC)
+                    }
                     return snapshot.services.service(index)._withUnsafeGuaranteedRef { service in
                         forward(p, length: &length, capacity: capacity, headroom: headroom, frame: frame,
                                 service: service, serviceIndex: index, ingress: ingress, snapshot: snapshot,
