@@ -385,6 +385,11 @@ public enum PacketPipeline {
         guard sender != 0, !mac.isMulticast, mac != .zero else { return }
         let address = IPv6Address(ipv4Mapped: sender)
         guard port.pointee.isConnected(address) else { return }
+        // RFC 826: only a packet for us (its target is one of our addresses) adds its sender; any
+        // ARP updates ("merges") a sender already in the table. Requests between other hosts of
+        // the segment must not fill the table (its slots are never freed).
+        guard port.pointee.owned.macFor(p.loadBE32(l3 + ARPPacket.targetIP)) != nil
+                || context.neighbors._withUnsafeGuaranteedRef({ $0.status(address) != nil }) else { return }
         if context.neighbors._withUnsafeGuaranteedRef({ $0.learn(address, mac: mac, now: context.now) }) {
             context.counters._withUnsafeGuaranteedRef { $0.add(.neighborsLearned) }
         }
@@ -401,6 +406,9 @@ public enum PacketPipeline {
               frame.l4Length >= HeaderSize.neighborSolicitation, p.loadBE8(l3 + 7) == NeighborDiscovery.hopLimit else { return }
         let address = type == ICMPv6Type.neighborSolicitation ? IPv6Address.load(p, l3 + 8) : IPv6Address.load(p, l4 + 8)
         guard !address.isUnspecified, !address.isMulticast, port.pointee.isConnected(address) else { return }
+        // RFC 4861 §7.2.3: a solicitation whose target is not one of our addresses is discarded,
+        // cache untouched (it is another host's address resolution).
+        if type == ICMPv6Type.neighborSolicitation, port.pointee.owned.macFor(IPv6Address.load(p, l4 + 8)) == nil { return }
         let wanted: UInt8 = type == ICMPv6Type.neighborSolicitation ? NeighborDiscovery.sourceLinkLayerOption
                                                                      : NeighborDiscovery.targetLinkLayerOption
         var option = l4 + HeaderSize.neighborSolicitation
