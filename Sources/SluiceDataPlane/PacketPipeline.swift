@@ -339,7 +339,12 @@ public enum PacketPipeline {
             return .drop(.neighborUnresolved)
         }
         let outcome = snapshot.services.service(serviceIndex)._withUnsafeGuaranteedRef { service in
-            frame.isIPv4
+            // The backend's SYN-ACK MSS limits the client's segments, the direction vxlan wraps:
+            // clamp it as the client's SYN is (RFC 9293 §3.7.1, RFC 4459 §3.2). No-op unless SYN.
+            if service.mssClamp != 0, frame.l4Protocol == IPProtocol.tcp {
+                _ = TCPMSSClamp.clamp(p, frame: frame, maximum: service.mssClamp)
+            }
+            return frame.isIPv4
                 ? NATRewrite.rewriteIPv4Source(p, frame: frame, address: IPv4Address(value: service.vip.ipv4Value),
                                                port: FlowBinding.vipPort(value), decrementTTL: true)
                 : NATRewrite.rewriteIPv6Source(p, frame: frame, address: service.vip,
