@@ -9,7 +9,7 @@ config=${1:-release}
 packages=(
   libdpdk-dev dpdk-dev dpdk libnuma-dev pkg-config   # the data plane
   python3-scapy                                      # fixture generator, lab traffic
-  iproute2 iputils-ping arping tcpdump socat procps  # namespace tests
+  iproute2 iputils-ping arping tcpdump socat procps ethtool curl  # namespace tests
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -57,7 +57,8 @@ public struct WorkerQueue: Sendable {
     public var port: UInt16
     /// This worker's RX queue and TX queue index on `port` (and on `transmitPort`).
     public var queue: UInt16
-    /// Where received packets go in `io` mode; the pipeline always replies on `port`.
+    /// Where this lane's frames leave: the peer port in `io` mode, `port` itself in pipeline
+    /// mode (lane i buffers what the pipeline sends out of port i).
     public var transmitPort: UInt16
 
     public init(port: UInt16, queue: UInt16, transmitPort: UInt16) {

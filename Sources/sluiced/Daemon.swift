@@ -143,7 +143,10 @@ final class Daemon {
 
         for (index, lcore) in config.workers.lcores.enumerated() {
             let queues = ports.indices.map { p in
-                WorkerQueue(port: ports[p].id, queue: UInt16(index), transmitPort: ports[Daemon.peer(of: p, in: ports.count)].id)
+                // io mode forwards each burst to the peer port; the pipeline's lane p buffers
+                // frames leaving by port p (the pipeline picks the lane).
+                WorkerQueue(port: ports[p].id, queue: UInt16(index),
+                            transmitPort: mode == .io ? ports[Daemon.peer(of: p, in: ports.count)].id : ports[p].id)
             }
             let worker = Worker(index: index, lcore: lcore, queues: queues, mode: mode, idle: idle,
                                 txDrainMicroseconds: config.workers.txDrainMicroseconds, stop: stop,

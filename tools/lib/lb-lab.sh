@@ -1,0 +1,82 @@
+# The load-balancing lab, shared by tools/demo.sh and Tests/integration/netns-lb-*.sh.
+# Source tools/lib/netns.sh first and call lab_init. Then `lb_lab_up PREFIX` builds:
+#
+#   client ns  (192.0.2.1/24, 2001:db8::1/64) ──veth── ${PREFIX}c  [sluiced lan0: 192.0.2.2, 2001:db8::2;
+#                                                                    VIPs 192.0.2.10, 2001:db8::10]
+#   backends:  bridge in ns ${PREFIX}-bk ──veth── ${PREFIX}b  [sluiced lan1: 198.51.100.1, 2001:db8:1::1]
+#              b1..b3 ns (198.51.100.11..13, 2001:db8:1::11..13), default route via sluiced,
+#              each serving HTTP on :8080 (body "backend bN")
+#
+# No namespace has a route out of the lab: the backends' only gateway is sluiced, the client's
+# only network is its /24. LB_CONFIG gets a sluiced config for it (services added by the caller).
+
+lb_lab_up() {
+  local p=$1
+  LB_CLIENT_NS="$p-cl"; LB_BK_NS="$p-bk"
+  LB_PORT0="${p}c"; LB_PORT1="${p}b"
+  lab_netns "$LB_CLIENT_NS"
+  lab_veth "$LB_PORT0" "${p}c1" "$LB_CLIENT_NS"
+  ip netns exec "$LB_CLIENT_NS" sysctl -qw "net.ipv6.conf.${p}c1.accept_dad=0"
+  ip -n "$LB_CLIENT_NS" addr add 192.0.2.1/24 dev "${p}c1"
+  ip -n "$LB_CLIENT_NS" addr add 2001:db8::1/64 dev "${p}c1" nodad
+  ip -n "$LB_CLIENT_NS" link set "${p}c1" up
+  # veth hands af_packet frames whose TCP/UDP checksum the sender left for "hardware" to finish
+  # (CHECKSUM_PARTIAL); a real wire never carries those. Make the lab's hosts checksum in software.
+  ip netns exec "$LB_CLIENT_NS" ethtool -K "${p}c1" tx off >/dev/null
+
+  lab_netns "$LB_BK_NS"
+  ip -n "$LB_BK_NS" link add br0 type bridge
+  ip -n "$LB_BK_NS" link set br0 up
+  lab_veth "$LB_PORT1" "${p}b1" "$LB_BK_NS"
+  ip -n "$LB_BK_NS" link set "${p}b1" master br0 up
+  for i in 1 2 3; do
+    local ns="$p-b$i"
+    lab_netns "$ns"
+    ip -n "$LB_BK_NS" link add "bk$i" type veth peer name eth0 netns "$ns"
+    ip -n "$LB_BK_NS" link set "bk$i" master br0 up
+    ip netns exec "$ns" sysctl -qw net.ipv6.conf.eth0.accept_dad=0
+    ip -n "$ns" addr add "198.51.100.1$i/24" dev eth0
+    ip -n "$ns" addr add "2001:db8:1::1$i/64" dev eth0 nodad
+    ip -n "$ns" link set eth0 up
+    ip netns exec "$ns" ethtool -K eth0 tx off >/dev/null
+    ip -n "$ns" route add default via 198.51.100.1
+    ip -n "$ns" -6 route add default via 2001:db8:1::1
+    mkdir -p "$LAB_DIR/www$i"
+    echo "backend b$i" >"$LAB_DIR/www$i/index.html"
+    ip netns exec "$ns" python3 -m http.server 8080 --bind :: --directory "$LAB_DIR/www$i" \
+      >"$LAB_DIR/http$i.log" 2>&1 &
+    lab_bg $!
+  done
+  for h in "$LB_PORT0" "$LB_PORT1"; do
+    sysctl -qw "net.ipv6.conf.$h.disable_ipv6=1"
+    ip link set "$h" up
+  done
+  # Wait for the HTTP servers.
+  for i in 1 2 3; do
+    for _ in $(seq 50); do
+      ip netns exec "$p-b$i" bash -c 'exec 3<>/dev/tcp/127.0.0.1/8080' 2>/dev/null && break
+      sleep 0.1
+    done
+  done
+}
+
+# lb_config FILE-PREFIX SERVICES-YAML: writes $LAB_DIR/sluiced.yaml
+lb_config() {
+  cat >"$LAB_DIR/sluiced.yaml" <<YAML
+eal: ["--no-huge", "-m", "512", "--no-pci", "--file-prefix", "$1", "--log-level", "lib.eal:error"]
+ports:
+  - { name: lan0, device: "net_af_packet0,iface=$LB_PORT0", mac: "02:00:00:00:5e:10",
+      addresses: ["192.0.2.2/24", "2001:db8::2/64"] }
+  - { name: lan1, device: "net_af_packet1,iface=$LB_PORT1", mac: "02:00:00:00:5e:11",
+      addresses: ["198.51.100.1/24", "2001:db8:1::1/64"] }
+workers:
+  lcores: [1]
+  idle: { mode: sleep, sleep_us: 50 }
+mempool: { mbufs: 4095, cache_size: 128 }
+flows: { capacity: 65536 }
+vips:
+  - { address: 192.0.2.10, port: lan0 }
+  - { address: "2001:db8::10", port: lan0 }
+$2
+YAML
+}
