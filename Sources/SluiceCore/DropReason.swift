@@ -50,6 +50,7 @@ public enum DropReason: UInt8, CaseIterable, Sendable {
     case noRoute
     case ttlExceeded
     case unsupportedSCTPRewrite
+    case badVXLAN
 
     /// Stable snake_case label for counters, logs and metrics.
     public var name: String {
@@ -94,6 +95,7 @@ public enum DropReason: UInt8, CaseIterable, Sendable {
         case .noRoute: "no_route"
         case .ttlExceeded: "ttl_exceeded"
         case .unsupportedSCTPRewrite: "unsupported_sctp_rewrite"
+        case .badVXLAN: "bad_vxlan"
         }
     }
 

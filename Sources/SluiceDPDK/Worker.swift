@@ -427,6 +427,9 @@ public final class Worker: @unchecked Sendable {
                 if output.prepended > 0 {
                     // Safe: the pipeline wrote `prepended` bytes into the headroom it was given.
                     _ = sl_mbuf_prepend(m, UInt16(truncatingIfNeeded: output.prepended))
+                } else if output.prepended < 0 {
+                    // Safe: the pipeline removed outer headers that lie inside this mbuf's data.
+                    _ = sl_mbuf_adj(m, UInt16(truncatingIfNeeded: -output.prepended))
                 }
                 if length != Int(sl_mbuf_data_len(m)) { sl_mbuf_set_length(m, UInt16(truncatingIfNeeded: length)) }
                 enqueue(m, length: length, on: lanes + output.port, counters: counters)

@@ -29,8 +29,8 @@ public struct PipelineContext {
 public struct PacketOutput {
     /// The port to transmit on (starts as the ingress port).
     public var port: Int
-    /// Bytes prepended in front of the original frame start (VXLAN); the frame now begins at
-    /// `p - prepended`.
+    /// Bytes prepended in front of the original frame start (VXLAN encapsulation); the frame now
+    /// begins at `p - prepended`. Negative when leading bytes were removed (decapsulation).
     public var prepended: Int = 0
 
     @inlinable public init(port: Int) { self.port = port }
@@ -123,6 +123,10 @@ public enum PacketPipeline {
                                 service: service, serviceIndex: index, ingress: ingress, snapshot: snapshot,
                                 output: &output, context: &context)
                     }
+                }
+                if proto == IPProtocol.udp, destinationPort == snapshot.vxlanPort {
+                    return decapsulatedReturn(p, length: &length, frame: frame, snapshot: snapshot,
+                                              output: &output, context: &context)
                 }
             }
             return FrameDispatcher.respond(p, length: &length, capacity: capacity, frame: frame, owned: owned)
@@ -319,6 +323,34 @@ public enum PacketPipeline {
     }
 
     // MARK: Return: backend → client
+
+    /// A pod's reply that its node sent back over VXLAN to our address (RFC 7348): the inner
+    /// frame is unwrapped in place and takes the ordinary return path; the outer headers are
+    /// dropped from the front of the buffer (`output.prepended` goes negative).
+    @inlinable
+    static func decapsulatedReturn(_ p: UnsafeMutableRawPointer, length: inout Int, frame: ParsedFrame,
+                                   snapshot: DataPlaneSnapshot, output: inout PacketOutput,
+                                   context: inout PipelineContext) -> Verdict {
+        guard let inner = VXLANDecapsulation.parse(UnsafeRawPointer(p), frame: frame, port: snapshot.vxlanPort) else {
+            return .drop(.badVXLAN)
+        }
+        let q = p + inner.offset   // Safe: parse proved offset + length lie inside the UDP payload.
+        var innerFrame = ParsedFrame()
+        if let reason = FrameParser.parse(UnsafeRawPointer(q), length: inner.length, into: &innerFrame) {
+            return .drop(reason)
+        }
+        let proto = innerFrame.l4Protocol
+        guard innerFrame.isIPv4 || innerFrame.isIPv6, innerFrame.hasL4Header,
+              proto == IPProtocol.tcp || proto == IPProtocol.udp || proto == IPProtocol.sctp else {
+            return .drop(.badVXLAN)
+        }
+        let verdict = returnPath(q, frame: innerFrame, snapshot: snapshot, output: &output, context: &context)
+        if case .transmit = verdict {
+            output.prepended = -inner.offset
+            length = inner.length
+        }
+        return verdict
+    }
 
     @inlinable
     static func returnPath(_ p: UnsafeMutableRawPointer, frame: ParsedFrame, snapshot: DataPlaneSnapshot,

@@ -21,7 +21,7 @@ struct GoldenPacketTests {
     /// fixtures here cannot produce them; Tests/Fixtures/pipeline.json covers them, checked by
     /// SluicePipelineTests.
     static let loadBalancingDrops: Set<DropReason> = [.noBackend, .neighborUnresolved, .noRoute, .ttlExceeded,
-                                                      .unsupportedSCTPRewrite]
+                                                      .unsupportedSCTPRewrite, .badVXLAN]
     static let loadBalancingActions: Set<TransmitAction> = [.forwardToBackend, .returnToClient, .icmpTooBig]
 
     @Test("the fixture file loads and is substantial")

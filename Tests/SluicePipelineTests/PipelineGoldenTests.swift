@@ -20,7 +20,7 @@ struct PipelineGoldenTests {
     /// The outcomes that only the load-balancing pipeline produces. Each must appear in some
     /// fixture, or be listed in `notCovered` with the reason.
     static let loadBalancingDrops: Set<DropReason> = [.noBackend, .neighborUnresolved, .noRoute, .ttlExceeded,
-                                                      .unsupportedSCTPRewrite]
+                                                      .unsupportedSCTPRewrite, .badVXLAN]
     static let loadBalancingActions: Set<TransmitAction> = [.forwardToBackend, .returnToClient, .icmpTooBig]
     static let notCovered: [String: String] = [:]
 

@@ -87,6 +87,9 @@ SL_ALWAYS_INLINE uint16_t sl_mbuf_headroom(const struct rte_mbuf *m) { return rt
  *  `len`. Returns the new data pointer, or NULL (mbuf untouched) without that much headroom. */
 SL_ALWAYS_INLINE void *sl_mbuf_prepend(struct rte_mbuf *m, uint16_t len) { return rte_pktmbuf_prepend(m, len); }
 
+/** Removes `len` bytes from the front of the data (rte_pktmbuf_adj); NULL if there are fewer. */
+SL_ALWAYS_INLINE void *sl_mbuf_adj(struct rte_mbuf *m, uint16_t len) { return rte_pktmbuf_adj(m, len); }
+
 SL_ALWAYS_INLINE void sl_prefetch0(const void *p) { rte_prefetch0(p); }
 
 /** Returns `n` packets (any segments, any pools) to their pools. An exported function in DPDK
