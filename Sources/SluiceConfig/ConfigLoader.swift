@@ -106,7 +106,7 @@ struct NodeReader {
     }
 
     func config(_ root: Node) throws(ConfigError) -> SluicedConfig {
-        let top = try mapping(root, "", allowed: ["eal", "ports", "workers", "mempool", "vips", "services", "routes", "flows"])
+        let top = try mapping(root, "", allowed: ["eal", "ports", "workers", "mempool", "vips", "services", "routes", "flows", "neighbors"])
         var eal: [String] = []
         if let node = top["eal"] {
             for (i, item) in try sequence(node, "eal").enumerated() {
@@ -170,8 +170,22 @@ struct NodeReader {
                 services.append(service)
             }
         }
-        return SluicedConfig(eal: eal, ports: ports, workers: workers, mempool: mempool, vips: vips,
-                             services: services, routes: routes, flows: flows)
+        var config = SluicedConfig(eal: eal, ports: ports, workers: workers, mempool: mempool, vips: vips,
+                                   services: services, routes: routes, flows: flows)
+        if let node = top["neighbors"] {
+            for (i, item) in try sequence(node, "neighbors").enumerated() {
+                let path = "neighbors[\(i)]"
+                let m = try mapping(item, path, allowed: ["address", "mac"])
+                guard let a = m["address"] else { throw fail("\(path).address", "required field missing") }
+                guard let n = m["mac"] else { throw fail("\(path).mac", "required field missing") }
+                let address = try ipAddress(a, "\(path).address")
+                guard !config.neighbors.contains(where: { $0.address == address }) else {
+                    throw fail("\(path).address", "\(address) is listed twice")
+                }
+                config.neighbors.append((address, try mac(n, "\(path).mac")))
+            }
+        }
+        return config
     }
 
     func ipAddress(_ node: Node, _ path: String) throws(ConfigError) -> IPAddress {

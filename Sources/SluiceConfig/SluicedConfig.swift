@@ -15,6 +15,15 @@ public struct SluicedConfig: Sendable, Equatable {
     public var services: [ServiceConfig]
     public var routes: [RouteConfig]
     public var flows: FlowConfig
+    /// Next hops whose MAC is known up front (no ARP / NDP needed: ports that cannot resolve,
+    /// such as benchmark sources, or hosts that must not be asked).
+    public var neighbors: [(address: IPAddress, mac: MACAddress)] = []
+
+    public static func == (a: SluicedConfig, b: SluicedConfig) -> Bool {
+        a.eal == b.eal && a.ports == b.ports && a.workers == b.workers && a.mempool == b.mempool && a.vips == b.vips
+            && a.services == b.services && a.routes == b.routes && a.flows == b.flows
+            && a.neighbors.map(\.address) == b.neighbors.map(\.address) && a.neighbors.map(\.mac) == b.neighbors.map(\.mac)
+    }
 
     public init(eal: [String] = [], ports: [PortConfig], workers: WorkerConfig = WorkerConfig(),
                 mempool: MempoolConfig = MempoolConfig(), vips: [VIPConfig] = [],

@@ -138,7 +138,9 @@ final class Daemon {
         } catch {
             throw DPDKError(subject: "flows", operation: "allocate", reason: "\(error)")
         }
-        let resources = PipelineResources(snapshot: snapshot, neighbors: NeighborTable(), flows: flows, pool: pool)
+        let neighbors = NeighborTable()
+        for (address, mac) in config.neighbors { neighbors.learn(address.mapped, mac: mac, now: 0) }
+        let resources = PipelineResources(snapshot: snapshot, neighbors: neighbors, flows: flows, pool: pool)
         self.resources = resources
 
         for (index, lcore) in config.workers.lcores.enumerated() {

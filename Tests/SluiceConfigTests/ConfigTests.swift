@@ -130,6 +130,7 @@ ports:
 routes:
   - { prefix: 203.0.113.0/24, via: 198.51.100.254, port: lan1 }
 flows: { capacity: 65536, hash_seed: "000102030405060708090a0b0c0d0e0f" }
+neighbors: [{ address: 198.51.100.11, mac: "02:00:00:00:be:11" }]
 vips:
   - { address: 192.0.2.10, port: lan0 }
   - { address: "2001:db8::10", port: lan0 }
@@ -166,6 +167,7 @@ services:
         #expect(c.routes == [RouteConfig(prefix: IPPrefix("203.0.113.0/24")!, via: IPAddress("198.51.100.254")!, port: "lan1")])
         #expect(c.flows.capacity == 65536)
         #expect(c.flows.hashSeed == Array(0...15))
+        #expect(c.neighbors.count == 1 && c.neighbors[0].mac == MACAddress("02:00:00:00:be:11"))
         #expect(c.services.count == 3)
         let web = c.services[0]
         #expect(web.method == .dnat && web.proto == .tcp && web.port == 80 && web.maglevSize == 65537)
@@ -219,6 +221,8 @@ services:
         ("routes: [{prefix: 203.0.113.0, via: 192.0.2.1, port: p}]", "routes[0].prefix", "prefix length"),
         ("flows: {hash_seed: '00'}", "flows.hash_seed", "32 hex digits"),
         ("flows: {capacity: 10}", "flows.capacity", "out of range"),
+        ("neighbors: [{address: 192.0.2.9}]", "neighbors[0].mac", "required field missing"),
+        ("neighbors: [{address: 192.0.2.9, mac: 'ff:ff:ff:ff:ff:ff'}]", "neighbors[0].mac", "multicast"),
     ] as [(String, String, String?)])
     func brokenServiceConfigIsRejected(yaml: String, field: String, reason: String?) {
         do {
