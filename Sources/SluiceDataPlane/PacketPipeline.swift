@@ -125,6 +125,12 @@ public enum PacketPipeline {
                     }
                 }
                 if proto == IPProtocol.udp, destinationPort == snapshot.vxlanPort {
+                    // The inner packet is forwarded: as for the VIP (RFC 1812 §5.3.4), only from a
+                    // unicast frame sent to us, like the plain return path's frame to our port MAC.
+                    let destinationMAC = MACAddress.load(p, 0)
+                    guard !destinationMAC.isMulticast, owned.accepts(destinationMAC, ownerMAC: ownerMAC) else {
+                        return .drop(.foreignDestinationMAC)
+                    }
                     return decapsulatedReturn(p, length: &length, frame: frame, snapshot: snapshot,
                                               output: &output, context: &context)
                 }
@@ -340,7 +346,9 @@ public enum PacketPipeline {
             return .drop(reason)
         }
         let proto = innerFrame.l4Protocol
-        guard innerFrame.isIPv4 || innerFrame.isIPv6, innerFrame.hasL4Header,
+        // RFC 7348 §6.1: a decapsulated frame with an inner VLAN tag SHOULD be discarded (the
+        // tag would otherwise reach the client's segment).
+        guard innerFrame.vlanTagCount == 0, innerFrame.isIPv4 || innerFrame.isIPv6, innerFrame.hasL4Header,
               proto == IPProtocol.tcp || proto == IPProtocol.udp || proto == IPProtocol.sctp else {
             return .drop(.badVXLAN)
         }
