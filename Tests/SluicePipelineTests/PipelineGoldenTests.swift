@@ -11,7 +11,8 @@ import SluiceDataPlane
 /// fixtures come from `tools/fixtures/pipeline.py` (scapy); the file format is described there.
 @Suite("Pipeline golden scenarios")
 struct PipelineGoldenTests {
-    /// Room in front of every frame (VXLAN prepends 50 or 70 bytes) and after its start.
+    /// Room in front of every frame (VXLAN prepends 50 or 70 bytes) and after its start. A
+    /// decapsulated frame starts after the input's start (`PacketOutput.prepended` < 0).
     static let headroom = 128
     static let capacity = 2048
     /// The flow table's capacity unless a scenario names one.
@@ -101,9 +102,17 @@ struct PipelineGoldenTests {
 
             if case .transmit = verdict, step.verdict.hasPrefix("transmit:") {
                 #expect(output.port == step.egress, "\(at): egress port")
-                try #require(output.prepended >= 0 && output.prepended <= Self.headroom, "\(at): prepended \(output.prepended)")
-                try #require(length >= 0 && output.prepended + length <= Self.headroom + Self.capacity)
-                let actual = [UInt8](UnsafeRawBufferPointer(start: p - output.prepended, count: length))
+                // The frame starts `prepended` bytes before p: in the headroom when outer headers were
+                // prepended (VXLAN encapsulation), inside the input frame when they were stripped
+                // (decapsulation, prepended < 0: the frame then lies within the input's bytes).
+                let start = Self.headroom - output.prepended
+                try #require(output.prepended <= Self.headroom, "\(at): prepended \(output.prepended)")
+                try #require(length >= 0 && start + length <= Self.headroom + Self.capacity, "\(at): length \(length)")
+                if output.prepended < 0 {
+                    try #require(-output.prepended + length <= input.count,
+                                 "\(at): stripped \(-output.prepended) bytes, \(length) left, of a \(input.count)-byte input")
+                }
+                let actual = [UInt8](UnsafeRawBufferPointer(start: buffer + start, count: length))
                 let masks = step.masks ?? []
                 let candidates = (step.output.map { [$0] } ?? step.outputs ?? []).map(PipelineHex.decode)
                 let matched = candidates.firstIndex { PipelineHex.equal($0, actual, ignoring: masks) }
