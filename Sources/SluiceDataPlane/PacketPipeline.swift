@@ -124,7 +124,10 @@ public enum PacketPipeline {
                                 output: &output, context: &context)
                     }
                 }
-                if proto == IPProtocol.udp, destinationPort == snapshot.vxlanPort {
+                // Only our own VTEP addresses take VXLAN, never a VIP: a client of a VIP must not be able
+                // to inject "replies" into other clients' flows.
+                if proto == IPProtocol.udp, destinationPort == snapshot.vxlanPort,
+                   destination == port.pointee.selfIPv4 || destination == port.pointee.selfIPv6 {
                     // The inner packet is forwarded: as for the VIP (RFC 1812 §5.3.4), only from a
                     // unicast frame sent to us, like the plain return path's frame to our port MAC.
                     let destinationMAC = MACAddress.load(p, 0)
