@@ -138,6 +138,12 @@ public enum PacketPipeline {
                                               output: &output, context: &context)
                 }
             }
+            if frame.hasL4Header, frame.l4Protocol == (frame.isIPv4 ? IPProtocol.icmp : IPProtocol.icmpv6) {
+                let type = p.loadBE8(frame.l4Offset)
+                if frame.isIPv4 ? ICMPErrorQuote.isIPv4FlowError(type) : ICMPErrorQuote.isIPv6FlowError(type) {
+                    return deliverICMPError(p, frame: frame, snapshot: snapshot, output: &output, context: &context)
+                }
+            }
             return FrameDispatcher.respond(p, length: &length, capacity: capacity, frame: frame, owned: owned)
         }
         if balanced {
@@ -332,6 +338,85 @@ public enum PacketPipeline {
     }
 
     // MARK: Return: backend → client
+
+    /// An ICMP error about a balanced flow's return traffic (a client or a router on its path
+    /// answering "fragmentation needed", "port unreachable", "packet too big" to the VIP) goes to
+    /// that flow's backend, so that its path-MTU discovery and error handling work: the quoted
+    /// header (VIP:port → client) finds the flow, the outer destination becomes the backend and
+    /// the quote is rewritten to what the backend sent (backend:port → client).
+    @inline(never) @usableFromInline
+    static func deliverICMPError(_ p: UnsafeMutableRawPointer, frame: ParsedFrame, snapshot: DataPlaneSnapshot,
+                                 output: inout PacketOutput, context: inout PipelineContext) -> Verdict {
+        let key: ConntrackKey
+        let hash: UInt64
+        var vipPort: UInt16 = 0
+        var clientPort: UInt16 = 0
+        var client = IPv6Address.unspecified
+        var quoteV4: ICMPErrorQuote.IPv4Quote? = nil
+        var quoteV6: ICMPErrorQuote.IPv6Quote? = nil
+        var proto: UInt8 = 0
+        if frame.isIPv4 {
+            guard let q = ICMPErrorQuote.parseIPv4(UnsafeRawPointer(p), frame: frame) else { return .drop(.unsupportedICMPType) }
+            quoteV4 = q
+            proto = q.proto
+            vipPort = q.sourcePort
+            clientPort = q.destinationPort
+            client = IPv6Address(ipv4Mapped: q.destination.value)
+            key = ConntrackKey(source: q.destination, destination: q.source, sourcePort: q.destinationPort,
+                               destinationPort: q.sourcePort, protocol: q.proto, zone: FlowBinding.forwardZone)
+            hash = snapshot.hasher.hash(IPv4FlowKey(source: q.destination, destination: q.source, sourcePort: q.destinationPort,
+                                                    destinationPort: q.sourcePort, proto: q.proto))
+        } else {
+            guard let q = ICMPErrorQuote.parseIPv6(UnsafeRawPointer(p), frame: frame) else { return .drop(.unsupportedICMPType) }
+            quoteV6 = q
+            proto = q.proto
+            vipPort = q.sourcePort
+            clientPort = q.destinationPort
+            client = q.destination
+            key = ConntrackKey(source: q.destination, destination: q.source, sourcePort: q.destinationPort,
+                               destinationPort: q.sourcePort, protocol: q.proto, zone: FlowBinding.forwardZone)
+            hash = snapshot.hasher.hash(IPv6FlowKey(source: q.destination, destination: q.source, sourcePort: q.destinationPort,
+                                                    destinationPort: q.sourcePort, proto: q.proto))
+        }
+        guard proto == IPProtocol.tcp || proto == IPProtocol.udp || proto == IPProtocol.sctp,
+              let handle = context.flows.lookup(key, hash: hash, now: context.now) else { return .drop(.notOwnedAddress) }
+        let serviceIndex = FlowBinding.service(handle.value)
+        let backendIndex = FlowBinding.backend(handle.value)
+        guard serviceIndex < snapshot.services.count else { return .drop(.noService) }
+        return snapshot.services.service(serviceIndex)._withUnsafeGuaranteedRef { service in
+            guard backendIndex < service.backendCount else { return .drop(.noBackend) }
+            // vxlan backends would need the error wrapped too; they are not delivered yet.
+            guard service.mode == .dnat else { return .drop(.unsupportedICMPType) }
+            let backend = service.backend(backendIndex)
+            let backendPort = backend.pointee.port == 0 ? vipPort : backend.pointee.port
+            guard let mac = context.neighbors._withUnsafeGuaranteedRef({ $0.lookup(backend.pointee.nextHop) }) else {
+                return .drop(.neighborUnresolved)
+            }
+            let outcome: NATRewrite.Outcome
+            var rewritten: Bool
+            if let q = quoteV4 {
+                outcome = NATRewrite.rewriteIPv4Destination(p, frame: frame, address: IPv4Address(value: backend.pointee.address.ipv4Value),
+                                                            port: 0, decrementTTL: true)
+                rewritten = outcome == .rewritten && ICMPErrorQuote.rewriteIPv4(
+                    p, frame: frame, quote: q, source: IPv4Address(value: backend.pointee.address.ipv4Value),
+                    sourcePort: backendPort, destination: IPv4Address(value: client.ipv4Value), destinationPort: clientPort)
+            } else {
+                // Outer first: the quote rewrite recomputes the ICMPv6 checksum over the new outer addresses.
+                outcome = NATRewrite.rewriteIPv6Destination(p, frame: frame, address: backend.pointee.address,
+                                                            port: 0, decrementHopLimit: true)
+                rewritten = outcome == .rewritten && ICMPErrorQuote.rewriteIPv6(
+                    p, frame: frame, quote: quoteV6.unsafelyUnwrapped, source: backend.pointee.address,
+                    sourcePort: backendPort, destination: client, destinationPort: clientPort)
+            }
+            if let reason = dropReason(outcome) { return .drop(reason) }
+            guard rewritten else { return .drop(.fragmentNotHandled) }
+            mac.store(p, 0)
+            let egress = Int(backend.pointee.egressPort)
+            snapshot.port(egress).pointee.mac.store(p, 6)
+            output.port = egress
+            return .transmit(.icmpErrorToBackend)
+        }
+    }
 
     /// A pod's reply that its node sent back over VXLAN to our address (RFC 7348): the inner
     /// frame is unwrapped in place and takes the ordinary return path; the outer headers are

@@ -13,6 +13,8 @@ public enum TransmitAction: UInt8, CaseIterable, Sendable {
     /// ICMP fragmentation-needed / ICMPv6 packet-too-big sent to a client whose packet would not
     /// fit the encapsulation.
     case icmpTooBig
+    /// An ICMP error about a balanced flow, rewritten and delivered to that flow's backend.
+    case icmpErrorToBackend
 
     public var name: String {
         switch self {
@@ -23,6 +25,7 @@ public enum TransmitAction: UInt8, CaseIterable, Sendable {
         case .forwardToBackend: "forward_to_backend"
         case .returnToClient: "return_to_client"
         case .icmpTooBig: "icmp_too_big"
+        case .icmpErrorToBackend: "icmp_error_to_backend"
         }
     }
 }

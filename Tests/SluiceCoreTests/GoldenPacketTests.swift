@@ -22,7 +22,8 @@ struct GoldenPacketTests {
     /// SluicePipelineTests.
     static let loadBalancingDrops: Set<DropReason> = [.noBackend, .neighborUnresolved, .noRoute, .ttlExceeded,
                                                       .unsupportedSCTPRewrite, .badVXLAN]
-    static let loadBalancingActions: Set<TransmitAction> = [.forwardToBackend, .returnToClient, .icmpTooBig]
+    static let loadBalancingActions: Set<TransmitAction> = [.forwardToBackend, .returnToClient, .icmpTooBig,
+                                                            .icmpErrorToBackend]
 
     @Test("the fixture file loads and is substantial")
     func fixturesLoad() throws {

@@ -22,7 +22,8 @@ struct PipelineGoldenTests {
     /// fixture, or be listed in `notCovered` with the reason.
     static let loadBalancingDrops: Set<DropReason> = [.noBackend, .neighborUnresolved, .noRoute, .ttlExceeded,
                                                       .unsupportedSCTPRewrite, .badVXLAN]
-    static let loadBalancingActions: Set<TransmitAction> = [.forwardToBackend, .returnToClient, .icmpTooBig]
+    static let loadBalancingActions: Set<TransmitAction> = [.forwardToBackend, .returnToClient, .icmpTooBig,
+                                                            .icmpErrorToBackend]
     static let notCovered: [String: String] = [:]
 
     @Test("the scenario file loads, is substantial and consistent")
