@@ -91,6 +91,8 @@ public final class PipelineResources: @unchecked Sendable {
     public let neighbors: NeighborTable
     public let flows: FlowTable
     public let resolver: NeighborResolver
+    /// Where first fragments went, so later ones follow (shared: RSS may split a datagram).
+    public let fragments = FragmentTable()
     /// Buffers for the resolver's solicitations.
     public let pool: Mempool
 
@@ -297,7 +299,8 @@ public final class Worker: @unchecked Sendable {
         let hz = max(1, EAL.tscHz)
         let flows = resources.flows.view
         var context = PipelineContext(snapshot: resources.snapshot, neighbors: resources.neighbors,
-                                      flows: flows, counters: counters, now: UInt32(truncatingIfNeeded: sl_rdtsc() / hz))
+                                      flows: flows, counters: counters, now: UInt32(truncatingIfNeeded: sl_rdtsc() / hz),
+                                      fragments: resources.fragments)
         var lastChoreSecond = context.now &- 1
         let resolves = index == 0
         pollLoop(arena, idleMode: idleMode, onDrainTick: { tsc in

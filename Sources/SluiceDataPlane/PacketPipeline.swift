@@ -10,13 +10,19 @@ public struct PipelineContext {
     public var neighbors: Unmanaged<NeighborTable>
     public var flows: FlowTableView
     public var counters: Unmanaged<WorkerCounters>
+    /// Where first fragments went (shared by the workers).
+    public var fragments: Unmanaged<FragmentTable>
+    /// Keeps a table made by `init` alive when the caller did not pass one.
+    let fragmentOwner: FragmentTable
     /// Coarse time in the flow table's ticks (seconds), read once per burst.
     public var now: UInt32
     /// Outer IPv4 identification for VXLAN, per worker.
     public var ipID: UInt16 = 0
 
     public init(snapshot: DataPlaneSnapshot, neighbors: NeighborTable, flows: FlowTableView,
-                counters: WorkerCounters, now: UInt32) {
+                counters: WorkerCounters, now: UInt32, fragments: FragmentTable = FragmentTable(capacity: 64)) {
+        self.fragments = .passUnretained(fragments)
+        fragmentOwner = fragments
         self.snapshot = .passUnretained(snapshot)
         self.neighbors = .passUnretained(neighbors)
         self.flows = flows
@@ -138,9 +144,24 @@ public enum PacketPipeline {
                                               output: &output, context: &context)
                 }
             }
+            if frame.isFragment, frame.fragmentOffset != 0,
+               proto == IPProtocol.tcp || proto == IPProtocol.udp || proto == IPProtocol.sctp {
+                let destinationMAC = MACAddress.load(p, 0)
+                guard !destinationMAC.isMulticast, owned.accepts(destinationMAC, ownerMAC: ownerMAC) else {
+                    return .drop(.foreignDestinationMAC)
+                }
+                return followFragment(p, length: &length, capacity: capacity, headroom: headroom, frame: frame,
+                                      snapshot: snapshot, output: &output, context: &context)
+            }
             if frame.hasL4Header, frame.l4Protocol == (frame.isIPv4 ? IPProtocol.icmp : IPProtocol.icmpv6) {
                 let type = p.loadBE8(frame.l4Offset)
                 if frame.isIPv4 ? ICMPErrorQuote.isIPv4FlowError(type) : ICMPErrorQuote.isIPv6FlowError(type) {
+                    // Delivering the error forwards it: as for the VIP (RFC 1812 §5.3.4), only from
+                    // a unicast frame sent to the VIP's or the port's MAC.
+                    let destinationMAC = MACAddress.load(p, 0)
+                    guard !destinationMAC.isMulticast, owned.accepts(destinationMAC, ownerMAC: ownerMAC) else {
+                        return .drop(.foreignDestinationMAC)
+                    }
                     return deliverICMPError(p, frame: frame, snapshot: snapshot, output: &output, context: &context)
                 }
             }
@@ -202,7 +223,25 @@ public enum PacketPipeline {
             }
         }
         let backend = service.backend(backendIndex)
+        if frame.moreFragments {
+            // The first fragment: its later fragments follow it to this backend.
+            context.fragments._withUnsafeGuaranteedRef {
+                $0.record(fragmentKey(p, frame: frame, snapshot: snapshot), service: serviceIndex, backend: backendIndex,
+                          now: context.now)
+            }
+        }
         let targetPort = backend.pointee.port == 0 ? p.loadBE16(frame.l4Offset + 2) : backend.pointee.port
+        return transmitToBackend(p, length: &length, capacity: capacity, headroom: headroom, frame: frame,
+                                 service: service, backend: backend, targetPort: targetPort, hash: hash,
+                                 snapshot: snapshot, output: &output, context: &context)
+    }
+
+    /// The rewrite (and for vxlan, the encapsulation) towards a chosen backend.
+    @inlinable
+    static func transmitToBackend(_ p: UnsafeMutableRawPointer, length: inout Int, capacity: Int, headroom: Int,
+                                  frame: ParsedFrame, service: Service, backend: UnsafeMutablePointer<BackendTarget>,
+                                  targetPort: UInt16, hash: UInt64, snapshot: DataPlaneSnapshot,
+                                  output: inout PacketOutput, context: inout PipelineContext) -> Verdict {
         let egress = Int(backend.pointee.egressPort)
         let egressPort = snapshot.port(egress)
         guard let nextHopMAC = context.neighbors._withUnsafeGuaranteedRef({ $0.lookup(backend.pointee.nextHop) }) else {
@@ -213,7 +252,7 @@ public enum PacketPipeline {
                                service: service, backend: backend, targetPort: targetPort, hash: hash,
                                egressPort: egressPort, nextHopMAC: nextHopMAC, output: &output, context: &context)
         }
-        if service.mssClamp != 0, frame.l4Protocol == IPProtocol.tcp {
+        if service.mssClamp != 0, frame.hasL4Header, frame.l4Protocol == IPProtocol.tcp {
             _ = TCPMSSClamp.clamp(p, frame: frame, maximum: service.mssClamp)
         }
         let outcome = frame.isIPv4
@@ -226,6 +265,41 @@ public enum PacketPipeline {
         egressPort.pointee.mac.store(p, 6)
         output.port = egress
         return .transmit(.forwardToBackend)
+    }
+
+    /// The keyed hash naming a fragmented datagram: (source, destination, protocol, IP
+    /// identification) through the flow hasher, the identification in the port fields.
+    @inlinable @inline(__always)
+    static func fragmentKey(_ p: UnsafeMutableRawPointer, frame: ParsedFrame, snapshot: DataPlaneSnapshot) -> UInt64 {
+        let id = frame.fragmentID
+        let l3 = frame.l3Offset
+        if frame.isIPv4 {
+            return snapshot.hasher.hash(IPv4FlowKey(source: IPv4Address(value: p.loadBE32(l3 + 12)),
+                                                    destination: IPv4Address(value: p.loadBE32(l3 + 16)),
+                                                    sourcePort: UInt16(truncatingIfNeeded: id >> 16),
+                                                    destinationPort: UInt16(truncatingIfNeeded: id), proto: frame.l4Protocol))
+        }
+        return snapshot.hasher.hash(IPv6FlowKey(source: IPv6Address.load(p, l3 + 8), destination: IPv6Address.load(p, l3 + 24),
+                                                sourcePort: UInt16(truncatingIfNeeded: id >> 16),
+                                                destinationPort: UInt16(truncatingIfNeeded: id), proto: frame.l4Protocol))
+    }
+
+    /// A later fragment (no transport header): it goes where its datagram's first fragment went,
+    /// if that was seen lately; else it is dropped and counted.
+    @inline(never) @usableFromInline
+    static func followFragment(_ p: UnsafeMutableRawPointer, length: inout Int, capacity: Int, headroom: Int,
+                               frame: ParsedFrame, snapshot: DataPlaneSnapshot, output: inout PacketOutput,
+                               context: inout PipelineContext) -> Verdict {
+        let key = fragmentKey(p, frame: frame, snapshot: snapshot)
+        guard let first = context.fragments._withUnsafeGuaranteedRef({ $0.lookup(key, now: context.now) }),
+              first.service < snapshot.services.count else { return .drop(.fragmentNotHandled) }
+        return snapshot.services.service(first.service)._withUnsafeGuaranteedRef { service in
+            guard first.backend < service.backendCount else { return .drop(.noBackend) }
+            context.counters._withUnsafeGuaranteedRef { $0.add(.fragmentsFollowed) }
+            return transmitToBackend(p, length: &length, capacity: capacity, headroom: headroom, frame: frame,
+                                     service: service, backend: service.backend(first.backend), targetPort: 0,
+                                     hash: key, snapshot: snapshot, output: &output, context: &context)
+        }
     }
 
     /// The entry that lets the backend's reply find its way back to the VIP: keyed on the reply's

@@ -22,6 +22,8 @@ public enum Counter: Int, CaseIterable, Sendable {
     case statelessForwards
     /// Neighbors (IP → MAC) learned or refreshed from ARP / NDP.
     case neighborsLearned
+    /// Later IP fragments sent to the backend their first fragment went to.
+    case fragmentsFollowed
 
     public var name: String {
         switch self {
@@ -37,6 +39,7 @@ public enum Counter: Int, CaseIterable, Sendable {
         case .newFlows: "new_flows"
         case .statelessForwards: "stateless_forwards"
         case .neighborsLearned: "neighbors_learned"
+        case .fragmentsFollowed: "fragments_followed"
         }
     }
 }

@@ -122,3 +122,77 @@ import SluiceDataPlane
         return (verdict, output.port)
     }
 }
+
+@Suite struct FragmentFollowing {
+    let mac0 = MACAddress("02:00:00:00:00:01")!
+    let mac1 = MACAddress("02:00:00:00:00:02")!
+    let clientMAC = MACAddress("02:00:00:00:0c:01")!
+
+    /// Ethernet / IPv4 fragment of a UDP datagram: `offset` in bytes, `more` the MF flag; the
+    /// first fragment carries the UDP header.
+    func fragment(id: UInt16, offset: Int, more: Bool, payload: Int) -> [UInt8] {
+        let ipLength = 20 + payload
+        var b = [UInt8](repeating: 0xAB, count: 14 + ipLength)
+        b.withUnsafeMutableBytes { r in
+            let p = r.baseAddress!
+            mac0.store(p, 0); clientMAC.store(p, 6); p.storeBE16(EtherType.ipv4, 12)
+            p.storeBE16(0x4500, 14); p.storeBE16(UInt16(ipLength), 16); p.storeBE16(id, 18)
+            p.storeBE16((more ? 0x2000 : 0) | UInt16(offset / 8), 20)
+            p.storeBE16(64 << 8 | 17, 22); p.storeBE32(0xC000_0264, 26); p.storeBE32(0xC000_020A, 30)
+            p.storeBE16(0, 24)
+            p.storeBE16(InternetChecksum.checksum(p + 14, count: 20), 24)
+            if offset == 0 {
+                p.storeBE16(5353, 34); p.storeBE16(53, 36); p.storeBE16(UInt16(8 + 2 * payload), 38); p.storeBE16(0, 40)
+            }
+        }
+        return b
+    }
+
+    @Test func laterFragmentsFollowTheFirstOnesBackend() throws {
+        let yaml = """
+        ports:
+          - { name: lan0, device: net_null0, addresses: ["192.0.2.2/24"] }
+          - { name: lan1, device: net_null1, addresses: ["198.51.100.1/24"] }
+        vips: [{ address: 192.0.2.10, port: lan0 }]
+        services:
+          - name: dns
+            vip: 192.0.2.10
+            protocol: udp
+            port: 53
+            backends: [{ address: 198.51.100.11, port: 53 }, { address: 198.51.100.12, port: 53 },
+                       { address: 198.51.100.13, port: 53 }]
+        neighbors: [{ address: 198.51.100.11, mac: "02:00:00:00:be:11" }, { address: 198.51.100.12, mac: "02:00:00:00:be:12" },
+                    { address: 198.51.100.13, mac: "02:00:00:00:be:13" }]
+        """
+        let config = try SluicedConfig.parse(yaml: yaml, file: "t.yaml")
+        let snapshot = try config.makeSnapshot(portMACs: [mac0, mac1])
+        let neighbors = NeighborTable(capacity: 64)
+        for (a, m) in config.neighbors { neighbors.learn(a.mapped, mac: m, now: 10) }
+        let flows = try FlowTable(capacity: 1024)
+        let counters = WorkerCounters()
+        var context = PipelineContext(snapshot: snapshot, neighbors: neighbors, flows: flows.view, counters: counters, now: 10)
+        let smoke = PipelineSmoke()
+        for id: UInt16 in [1, 2, 3, 4, 5, 6] {
+            var first = fragment(id: id, offset: 0, more: true, payload: 16)
+            #expect(smoke.run(&first, ingress: 0, &context).0 == .transmit(.forwardToBackend))
+            let backend = first.withUnsafeBytes { UnsafeRawPointer($0.baseAddress!).loadBE32(30) }
+            var second = fragment(id: id, offset: 16, more: false, payload: 8)
+            let (verdict, port) = smoke.run(&second, ingress: 0, &context)
+            #expect(verdict == .transmit(.forwardToBackend) && port == 1)
+            second.withUnsafeBytes { r in
+                let p = r.baseAddress!
+                #expect(p.loadBE32(30) == backend, "fragment \(id) went elsewhere")
+                #expect(InternetChecksum.verifies(p + 14, count: 20))
+                #expect(p.loadBE16(20) == 2)            // offset kept, MF clear
+                #expect(p.loadBE8(34) == 0xAB)          // payload untouched
+            }
+        }
+        #expect(counters.read(.fragmentsFollowed) == 6)
+        var orphan = fragment(id: 99, offset: 16, more: false, payload: 8)
+        #expect(smoke.run(&orphan, ingress: 0, &context).0 == .drop(.fragmentNotHandled))
+        // After the lifetime, a late fragment no longer follows.
+        context.now = 10 + FragmentTable.lifetime + 1
+        var late = fragment(id: 1, offset: 16, more: false, payload: 8)
+        #expect(smoke.run(&late, ingress: 0, &context).0 == .drop(.fragmentNotHandled))
+    }
+}
