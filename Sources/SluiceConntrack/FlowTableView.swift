@@ -149,7 +149,7 @@ public struct FlowTableView: @unchecked Sendable {
     // @unchecked Sendable: the pointers refer to memory owned by a `FlowTable` and accessed only
     // through `Atomic` operations, from any thread, per the protocol documented above.
 
-    /// `bucketCount × 8` words: per bucket the overflow counter, then 7 control words.
+    /// `bucketCount × 8` words: per bucket the displacement record (`Meta`), then 7 control words.
     @usableFromInline let buckets: UnsafeMutablePointer<Atomic<UInt64>>
     /// `bucketCount × 7 × 6` words: per slot 5 key words and the value word.
     @usableFromInline let entries: UnsafeMutablePointer<Atomic<UInt64>>
@@ -221,7 +221,7 @@ public struct FlowTableView: @unchecked Sendable {
         return x
     }
 
-    /// The 8-word header line of bucket `b`; word 0 is the overflow counter.
+    /// The 8-word header line of bucket `b`; word 0 is its displacement record (`Meta`).
     @inlinable @inline(__always)
     func header(_ b: Int) -> UnsafeMutablePointer<Atomic<UInt64>> {
         // Safe: every caller passes 0 <= b < bucketCount; the array holds bucketCount × 8 words.
