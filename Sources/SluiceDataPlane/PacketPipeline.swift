@@ -75,30 +75,30 @@ public enum PacketPipeline {
         }
         return context.snapshot._withUnsafeGuaranteedRef { snapshot in
             let port = snapshot.port(ingress)
-            switch frame.etherType {
-            case EtherType.arp:
-                learnFromARP(p, frame: frame, port: port, context: context)
-                return FrameDispatcher.respond(p, length: &length, capacity: capacity, frame: frame,
-                                               owned: port.pointee.owned)
-            case EtherType.ipv4:
-                let destination = IPv6Address(ipv4Mapped: p.loadBE32(frame.l3Offset + 16))
-                return dispatchIP(p, length: &length, capacity: capacity, headroom: headroom, frame: frame,
-                                  destination: destination, ingress: ingress, port: port, snapshot: snapshot,
-                                  output: &output, context: &context)
-            default:
-                if frame.l4Protocol == IPProtocol.icmpv6, frame.hasL4Header, !frame.isFragment {
-                    learnFromNeighborDiscovery(p, frame: frame, port: port, context: context)
-                    // A solicitation goes to the target's solicited-node group, not to an owned
-                    // address: the responder matches it on its target.
-                    if p.loadBE8(frame.l4Offset) == ICMPv6Type.neighborSolicitation {
-                        return FrameDispatcher.respond(p, length: &length, capacity: capacity, frame: frame,
-                                                       owned: port.pointee.owned)
+            return port.pointee.ownedRef._withUnsafeGuaranteedRef { owned in
+                switch frame.etherType {
+                case EtherType.arp:
+                    learnFromARP(p, frame: frame, port: port, owned: owned, context: context)
+                    return FrameDispatcher.respond(p, length: &length, capacity: capacity, frame: frame, owned: owned)
+                case EtherType.ipv4:
+                    let destination = IPv6Address(ipv4Mapped: p.loadBE32(frame.l3Offset + 16))
+                    return dispatchIP(p, length: &length, capacity: capacity, headroom: headroom, frame: frame,
+                                      destination: destination, ingress: ingress, port: port, owned: owned,
+                                      snapshot: snapshot, output: &output, context: &context)
+                default:
+                    if frame.l4Protocol == IPProtocol.icmpv6, frame.hasL4Header, !frame.isFragment {
+                        learnFromNeighborDiscovery(p, frame: frame, port: port, owned: owned, context: context)
+                        // A solicitation goes to the target's solicited-node group, not to an owned
+                        // address: the responder matches it on its target.
+                        if p.loadBE8(frame.l4Offset) == ICMPv6Type.neighborSolicitation {
+                            return FrameDispatcher.respond(p, length: &length, capacity: capacity, frame: frame, owned: owned)
+                        }
                     }
+                    let destination = IPv6Address.load(p, frame.l3Offset + 24)
+                    return dispatchIP(p, length: &length, capacity: capacity, headroom: headroom, frame: frame,
+                                      destination: destination, ingress: ingress, port: port, owned: owned,
+                                      snapshot: snapshot, output: &output, context: &context)
                 }
-                let destination = IPv6Address.load(p, frame.l3Offset + 24)
-                return dispatchIP(p, length: &length, capacity: capacity, headroom: headroom, frame: frame,
-                                  destination: destination, ingress: ingress, port: port, snapshot: snapshot,
-                                  output: &output, context: &context)
             }
         }
     }
@@ -107,12 +107,11 @@ public enum PacketPipeline {
     @inlinable
     static func dispatchIP(_ p: UnsafeMutableRawPointer, length: inout Int, capacity: Int, headroom: Int,
                            frame: ParsedFrame, destination: IPv6Address, ingress: Int,
-                           port: UnsafeMutablePointer<PortContext>, snapshot: DataPlaneSnapshot,
+                           port: UnsafeMutablePointer<PortContext>, owned: OwnedAddresses, snapshot: DataPlaneSnapshot,
                            output: inout PacketOutput, context: inout PipelineContext) -> Verdict {
         let proto = frame.l4Protocol
         let balanced = frame.hasL4Header
             && (proto == IPProtocol.tcp || proto == IPProtocol.udp || proto == IPProtocol.sctp)
-        let owned = port.pointee.owned
         let ownerMAC = frame.isIPv4 ? owned.macFor(destination.ipv4Value) : owned.macFor(destination)
         if let ownerMAC {
             if balanced {
@@ -584,7 +583,7 @@ public enum PacketPipeline {
     /// RFC 826 "merge": a host on the port's segment that sends us ARP tells us its MAC.
     @inlinable
     static func learnFromARP(_ p: UnsafeMutableRawPointer, frame: ParsedFrame, port: UnsafeMutablePointer<PortContext>,
-                             context: PipelineContext) {
+                             owned: OwnedAddresses, context: PipelineContext) {
         let l3 = frame.l3Offset
         guard ARPPacket.isIPv4OverEthernet(p, l3) else { return }
         let sender = p.loadBE32(l3 + ARPPacket.senderIP)
@@ -595,7 +594,7 @@ public enum PacketPipeline {
         // RFC 826: only a packet for us (its target is one of our addresses) adds its sender; any
         // ARP updates ("merges") a sender already in the table. Requests between other hosts of
         // the segment must not fill the table (its slots are never freed).
-        guard port.pointee.owned.macFor(p.loadBE32(l3 + ARPPacket.targetIP)) != nil
+        guard owned.macFor(p.loadBE32(l3 + ARPPacket.targetIP)) != nil
                 || context.neighbors._withUnsafeGuaranteedRef({ $0.status(address) != nil }) else { return }
         if context.neighbors._withUnsafeGuaranteedRef({ $0.learn(address, mac: mac, now: context.now) }) {
             context.counters._withUnsafeGuaranteedRef { $0.add(.neighborsLearned) }
@@ -606,7 +605,8 @@ public enum PacketPipeline {
     /// target link-layer option. Only from hosts in a connected prefix, with hop limit 255.
     @inlinable
     static func learnFromNeighborDiscovery(_ p: UnsafeMutableRawPointer, frame: ParsedFrame,
-                                           port: UnsafeMutablePointer<PortContext>, context: PipelineContext) {
+                                           port: UnsafeMutablePointer<PortContext>, owned: OwnedAddresses,
+                                           context: PipelineContext) {
         let l3 = frame.l3Offset, l4 = frame.l4Offset
         let type = p.loadBE8(l4)
         guard type == ICMPv6Type.neighborSolicitation || type == ICMPv6Type.neighborAdvertisement,
@@ -615,7 +615,7 @@ public enum PacketPipeline {
         guard !address.isUnspecified, !address.isMulticast, port.pointee.isConnected(address) else { return }
         // RFC 4861 §7.2.3: a solicitation whose target is not one of our addresses is discarded,
         // cache untouched (it is another host's address resolution).
-        if type == ICMPv6Type.neighborSolicitation, port.pointee.owned.macFor(IPv6Address.load(p, l4 + 8)) == nil { return }
+        if type == ICMPv6Type.neighborSolicitation, owned.macFor(IPv6Address.load(p, l4 + 8)) == nil { return }
         let wanted: UInt8 = type == ICMPv6Type.neighborSolicitation ? NeighborDiscovery.sourceLinkLayerOption
                                                                      : NeighborDiscovery.targetLinkLayerOption
         var option = l4 + HeaderSize.neighborSolicitation

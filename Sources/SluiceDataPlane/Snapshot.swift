@@ -2,7 +2,8 @@ import SluiceCore
 import SluiceMaglev
 
 /// One port as the pipeline sees it.
-public struct PortContext: Sendable {
+// Safe (@unchecked Sendable): `connectedTable` points into the owning snapshot's read-only storage.
+public struct PortContext: @unchecked Sendable {
     public var mac: MACAddress
     /// VIPs and Sluice's own addresses on the port: answered for ARP / NDP / echo.
     public var owned: OwnedAddresses
@@ -14,10 +15,16 @@ public struct PortContext: Sendable {
     public var connected: [AddressPrefix]
     /// The port's IP MTU: what an encapsulated packet must fit.
     public var mtu: Int
+    /// `owned` without reference counting, for the hot path: the snapshot keeps `owned` alive.
+    public let ownedRef: Unmanaged<OwnedAddresses>
+    /// `connected` in memory the snapshot owns (set by `DataPlaneSnapshot.init`): reading an
+    /// array stored in a struct behind a pointer would retain its buffer per packet.
+    @usableFromInline var connectedTable = UnsafeBufferPointer<AddressPrefix>(start: nil, count: 0)
 
     public init(mac: MACAddress, owned: OwnedAddresses, selfIPv4: IPv6Address = .unspecified,
                 selfIPv6: IPv6Address = .unspecified, connected: [AddressPrefix] = [], mtu: Int = 1500) {
         self.mtu = mtu
+        self.ownedRef = .passUnretained(owned)
         self.mac = mac
         self.owned = owned
         self.selfIPv4 = selfIPv4
@@ -25,7 +32,10 @@ public struct PortContext: Sendable {
         self.connected = connected
     }
 
-    @inlinable public func isConnected(_ a: IPv6Address) -> Bool { connected.contains { $0.contains(a) } }
+    @inlinable public func isConnected(_ a: IPv6Address) -> Bool {
+        for i in 0..<connectedTable.count where connectedTable[i].contains(a) { return true }
+        return false
+    }
 }
 
 /// Everything a worker reads to decide a packet's fate, built whole off the hot path and never
@@ -50,12 +60,26 @@ public final class DataPlaneSnapshot: @unchecked Sendable {
         self.vxlanPort = vxlanPort
         portCount = ports.count
         portTable = .allocate(capacity: max(1, ports.count))
-        _ = portTable.initialize(from: ports)
+        let prefixCount = ports.reduce(0) { $0 + $1.connected.count }
+        prefixStorage = .allocate(capacity: max(1, prefixCount))
+        var next = 0
+        var withTables = ports
+        for i in withTables.indices {
+            let start = prefixStorage.baseAddress! + next
+            start.initialize(from: withTables[i].connected, count: withTables[i].connected.count)
+            withTables[i].connectedTable = UnsafeBufferPointer(start: start, count: withTables[i].connected.count)
+            next += withTables[i].connected.count
+        }
+        _ = portTable.initialize(from: withTables)
     }
+
+    // Safe: written in `init`, freed in `deinit`; ports' `connectedTable`s point into it.
+    @usableFromInline let prefixStorage: UnsafeMutableBufferPointer<AddressPrefix>
 
     deinit {
         portTable.deinitialize()
         portTable.deallocate()
+        prefixStorage.deallocate()
     }
 
     /// The port at `index` (< portCount), borrowed: no reference counting.
