@@ -23,6 +23,8 @@ run() { # NAME COMMAND...
 }
 
 run "swift test" swift test --parallel
+# The connection table's concurrent stress tests, under ThreadSanitizer (own build folder).
+run "conntrack under ThreadSanitizer" swift test --sanitize=thread --scratch-path .build-tsan --filter SluiceConntrackTests
 for t in Tests/integration/*.sh; do
   run "integration $(basename "$t" .sh)" env SLUICED=.build/release/sluiced "$t"
 done
