@@ -159,6 +159,11 @@ final class Daemon {
         Output.line("sluiced: \(workers.count) worker(s) on lcore(s) \(config.workers.lcores.map(String.init).joined(separator: ",")), "
                     + "main lcore \(EAL.mainLcore), mode \(mode.rawValue), idle \(idle.mode.rawValue), "
                     + "tsc \(EAL.tscHz / 1_000_000) MHz")
+        if !config.services.isEmpty && config.flows.hashSeed == FlowConfig.defaultSeed {
+            // The built-in key is public: anyone can craft flows that collide in the flow table
+            // or all pick one backend. Every LB host of one ECMP group needs the same secret seed.
+            Log.error("flows.hash_seed is the built-in default; set a secret 32-hex-digit seed (the same on every LB host)")
+        }
         Output.line("sluiced: running")
     }
 
