@@ -15,6 +15,8 @@ import SluiceCore
 /// a datagram after 15 s at most; fragments of one datagram arrive within milliseconds).
 public final class FragmentTable: @unchecked Sendable {
     public static let lifetime: UInt32 = 5
+    /// A process-wide table for tools and tests that do not pass their own (sluiced does).
+    public static let standalone = FragmentTable(capacity: 1024)
 
     @usableFromInline
     struct Slot: ~Copyable {

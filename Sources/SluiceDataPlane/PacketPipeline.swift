@@ -2,7 +2,8 @@ import SluiceCore
 import SluiceMaglev
 import SluiceConntrack
 
-/// What the pipeline needs besides the packet, for one worker and one burst. Trivial to copy:
+/// What the pipeline needs besides the packet, for one worker and one burst. Trivial to copy
+/// (no stored references, only unmanaged ones):
 /// references are unmanaged (the worker keeps the objects alive for the whole loop), the flow
 /// table is a view (a struct of pointers).
 public struct PipelineContext {
@@ -12,17 +13,16 @@ public struct PipelineContext {
     public var counters: Unmanaged<WorkerCounters>
     /// Where first fragments went (shared by the workers).
     public var fragments: Unmanaged<FragmentTable>
-    /// Keeps a table made by `init` alive when the caller did not pass one.
-    let fragmentOwner: FragmentTable
     /// Coarse time in the flow table's ticks (seconds), read once per burst.
     public var now: UInt32
     /// Outer IPv4 identification for VXLAN, per worker.
     public var ipID: UInt16 = 0
 
     public init(snapshot: DataPlaneSnapshot, neighbors: NeighborTable, flows: FlowTableView,
-                counters: WorkerCounters, now: UInt32, fragments: FragmentTable = FragmentTable(capacity: 64)) {
+                counters: WorkerCounters, now: UInt32, fragments: FragmentTable = .standalone) {
+        // Unretained like the others: the context stays trivial, so passing or copying it never
+        // touches a reference count (the caller keeps every table alive).
         self.fragments = .passUnretained(fragments)
-        fragmentOwner = fragments
         self.snapshot = .passUnretained(snapshot)
         self.neighbors = .passUnretained(neighbors)
         self.flows = flows

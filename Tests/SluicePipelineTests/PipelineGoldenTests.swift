@@ -68,8 +68,11 @@ struct PipelineGoldenTests {
         }
         let flows = try FlowTable(capacity: scenario.flowCapacity ?? Self.flowCapacity)
         let counters = WorkerCounters()
+        let fragments = FragmentTable(capacity: 64)
+        // The context holds its tables unretained: keep them alive to the end of the scenario.
+        defer { withExtendedLifetime((snapshot, neighbors, flows, counters, fragments)) {} }
         var context = PipelineContext(snapshot: snapshot, neighbors: neighbors, flows: flows.view,
-                                      counters: counters, now: scenario.now)
+                                      counters: counters, now: scenario.now, fragments: fragments)
         // Per step: which candidate (backend) the output matched, and the masked bytes as sent.
         var choices: [Int?] = []
         var maskedBytes: [[Int: [UInt8]]] = []

@@ -48,7 +48,11 @@ import SluiceDataPlane
         let neighbors = NeighborTable(capacity: 64)
         let flows = try FlowTable(capacity: 1024)
         let counters = WorkerCounters()
-        var context = PipelineContext(snapshot: snapshot, neighbors: neighbors, flows: flows.view, counters: counters, now: 100)
+        let fragmentTable = FragmentTable(capacity: 64)
+        // The context holds its tables unretained: keep them alive to the end of the test.
+        defer { withExtendedLifetime((snapshot, neighbors, flows, counters, fragmentTable)) {} }
+        var context = PipelineContext(snapshot: snapshot, neighbors: neighbors, flows: flows.view, counters: counters, now: 100,
+                                      fragments: fragmentTable)
         let client: UInt32 = 0xC000_0264   // 192.0.2.100
         let vip: UInt32 = 0xC000_020A
         neighbors.learn(ipv4: client, mac: clientMAC, now: 100)
@@ -170,7 +174,10 @@ import SluiceDataPlane
         for (a, m) in config.neighbors { neighbors.learn(a.mapped, mac: m, now: 10) }
         let flows = try FlowTable(capacity: 1024)
         let counters = WorkerCounters()
-        var context = PipelineContext(snapshot: snapshot, neighbors: neighbors, flows: flows.view, counters: counters, now: 10)
+        let fragmentTable = FragmentTable(capacity: 64)
+        defer { withExtendedLifetime((snapshot, neighbors, flows, counters, fragmentTable)) {} }
+        var context = PipelineContext(snapshot: snapshot, neighbors: neighbors, flows: flows.view, counters: counters, now: 10,
+                                      fragments: fragmentTable)
         let smoke = PipelineSmoke()
         for id: UInt16 in [1, 2, 3, 4, 5, 6] {
             var first = fragment(id: id, offset: 0, more: true, payload: 16)
