@@ -86,10 +86,13 @@ def loop_span(insns):
     lo = hi = rx
     changed = True
     jumps = []
+    start = insns[0][0]
     for address, op, args, _ in insns:
         if op.startswith("j"):
             m = re.match(r"([0-9a-f]+)\s+<", args)
-            if m and int(m.group(1), 16) < address: jumps.append((int(m.group(1), 16), address))
+            # A tail call (`jmp swift_release@plt`) jumps backwards too, out of the function: only
+            # jumps to this function's own code delimit loops.
+            if m and start <= int(m.group(1), 16) < address: jumps.append((int(m.group(1), 16), address))
     while changed:
         changed = False
         for target, source in jumps:

@@ -303,12 +303,14 @@ public final class Worker: @unchecked Sendable {
                                       fragments: resources.fragments)
         var lastChoreSecond = context.now &- 1
         let resolves = index == 0
+        // Unretained in the loop: `self.resources` keeps the tables alive while the worker runs.
+        let resourcesRef = Unmanaged.passUnretained(resources)
         pollLoop(arena, idleMode: idleMode, onDrainTick: { tsc in
             context.now = UInt32(truncatingIfNeeded: tsc / hz)
             _ = flows.expire(now: context.now, budget: WorkerChores.expiryBudget)
             if resolves && context.now != lastChoreSecond {
                 lastChoreSecond = context.now
-                Worker.solicitNeighbors(resources, lanes: lanes, now: context.now, counters: counters)
+                Worker.solicitNeighbors(resourcesRef, lanes: lanes, now: context.now, counters: counters)
             }
         }) { lane in
             Worker.receiveAndProcess(lane, lanes: lanes, received: received, dropped: dropped, counters: counters,
@@ -319,8 +321,9 @@ public final class Worker: @unchecked Sendable {
     /// Builds and queues the ARP requests / neighbor solicitations due now. Cold: at most once a
     /// second, on worker 0, which owns its TX queue on every port.
     @inline(never)
-    static func solicitNeighbors(_ resources: PipelineResources, lanes: UnsafeMutablePointer<Lane>, now: UInt32,
-                                 counters: WorkerCounters) {
+    static func solicitNeighbors(_ resourcesRef: Unmanaged<PipelineResources>, lanes: UnsafeMutablePointer<Lane>,
+                                 now: UInt32, counters: WorkerCounters) {
+        let resources = resourcesRef.takeUnretainedValue()
         for request in resources.resolver.due(now: now, neighbors: resources.neighbors) {
             guard let m = sl_mbuf_alloc(resources.pool.pointer) else { return }
             // Safe: a fresh mbuf's data pointer is valid for its capacity.
