@@ -31,6 +31,8 @@ let package = Package(
     products: [
         .executable(name: "sluiced", targets: ["sluiced"]),
         .library(name: "SluiceCore", targets: ["SluiceCore"]),
+        // For bench/pipeline-bench (a separate package, so that the main build does not compile it).
+        .library(name: "SluicePipeline", targets: ["SluiceConfig", "SluiceDataPlane", "SluiceConntrack", "SluiceMaglev"]),
     ],
     dependencies: [
         .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.1"),
