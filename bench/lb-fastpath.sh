@@ -72,6 +72,14 @@ fi
 command -v "$TESTPMD" >/dev/null || { echo "FAIL: $TESTPMD not found (Debian package dpdk-dev)"; exit 1; }
 "$PYTHON" -c 'import scapy' 2>/dev/null || { echo "FAIL: $PYTHON has no scapy (Debian package python3-scapy)"; exit 1; }
 bench_workdir sluice-lbbench
+# What is measured: the commit now, and whether the binary is older than the sources.
+bench_environment
+STALE=$(find Sources CShims Package.swift -type f -newer "$SLUICED" 2>/dev/null | head -1)
+STALE_NOTE=""
+if [ -n "$STALE" ]; then
+  echo "warning: $SLUICED is older than $STALE (rebuild: run without --no-build)"
+  STALE_NOTE="; **older than $STALE: not the code of this commit**"
+fi
 
 # ---- pcaps: one 60-byte frame (64 on the wire) per flow, flow i from 10.0.0.1 + i ----------------
 # The template is built by scapy; per flow only the source address and port change, with both
@@ -272,7 +280,6 @@ CHECKS=""
 for c in $CASES; do CHECKS+="- $c, last round: $(tail -1 "$WORK/$c.results" | cut -d' ' -f5-)"$'\n'; done
 OTHERS=$(cat "$WORK"/*.results | awk '{ print $4 }' | sort -n | tail -1)
 
-bench_environment
 MODEL=$(lscpu | awk -F: '/^Model:/ { gsub(/ /, "", $2); print $2 }')
 FAMILY=$(lscpu | awk -F: '/^CPU family:/ { gsub(/ /, "", $2); print $2 }')
 CACHES=$(lscpu | awk -F: '/^L[123]d? cache:|^L[23] cache:/ { gsub(/^ +/, "", $2); printf "%s%s %s", sep, $1, $2; sep = ", " }')
@@ -281,7 +288,7 @@ cat >"$RESULTS" <<MD
 # Load-balancing fast path, per core
 
 Measured by \`bench/lb-fastpath.sh\` on $(date -u +%Y-%m-%d) at commit \`$COMMIT\`$DIRTY
-(sluiced built $(date -u -r "$SLUICED" '+%Y-%m-%d %H:%M UTC')), $ROUNDS interleaved rounds, $ELAPSED s in all.
+(sluiced built $(date -u -r "$SLUICED" '+%Y-%m-%d %H:%M UTC')$STALE_NOTE), $ROUNDS interleaved rounds, $ELAPSED s in all.
 One forwarding core (lcore 1; main lcore 0), \`--no-huge --no-pci\`, 64-byte TCP frames to a VIP.
 CPU: $CPU (family $FAMILY model $MODEL), $(nproc) vCPUs, TSC ${TSC:-?} MHz; $CACHES;
 virtual machine, no hardware performance counters. DPDK $DPDK_VERSION (Debian); $SWIFT_VERSION.

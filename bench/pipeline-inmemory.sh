@@ -6,8 +6,10 @@
 #
 #   dnat 1k      the headline: established flows, must print `allocations during N bursts: 0`
 #   dnat 1M, vxlan 1k / 1M, new flows (1M SYNs into an empty table)
-#   dnat 1M, new flows, dnat 1k with --prefetch: the same with the flow-table buckets of each
-#                burst prefetched before it is processed (VPP's pattern; not what sluiced does)
+#   each burst runs as the worker runs it: stage one (parse, hash, prefetch the bucket) over the
+#   whole burst, the entry lines prefetched, then stage two packet by packet; dnat 1k / 1M and
+#   new flows also with --one-by-one (stage one then two for each packet before the next: the
+#   worker before the two-stage burst, for comparison)
 #
 # Usage: bench/pipeline-inmemory.sh [--no-build]     DURATION=3 REPS=3 CORE=1 RESULTS=bench/results/pipeline-inmemory.md
 # With SITES=1 every allocation in the measured loop is recorded with its backtrace.
@@ -26,6 +28,15 @@ fi
 BIN="$PKG/.build/release/sluice-pipeline-bench"
 PRELOAD="$PWD/$PKG/.build/release/libMallocInterposerSwift.so"
 [ -x "$BIN" ] && [ -f "$PRELOAD" ] || { echo "FAIL: $BIN or $PRELOAD not built"; exit 1; }
+bench_environment   # the commit measured: now, before the runs
+# (only what the benchmark links: not SluiceDPDK, CDPDK or sluiced)
+STALE=$(find Sources/SluiceCore Sources/SluiceDataPlane Sources/SluiceMaglev Sources/SluiceConntrack Sources/SluiceConfig \
+  CShims/CSluiceIntrinsics "$PKG/Sources" "$PKG/Package.swift" -type f -newer "$BIN" 2>/dev/null | head -1)
+STALE_NOTE=""
+if [ -n "$STALE" ]; then
+  echo "warning: $BIN is older than $STALE (rebuild: run without --no-build)"
+  STALE_NOTE=" (**binary older than $STALE: not the code of this commit**)"
+fi
 OUT=$(mktemp /tmp/sluice-pipeline-bench.XXXXXX)
 trap 'rm -f "$OUT"' EXIT
 
@@ -35,9 +46,9 @@ CASES=(
   "--mode vxlan --flows 1000"
   "--mode vxlan --flows 1000000"
   "--mode new --flows 1000000"
-  "--mode dnat --flows 1000 --prefetch"
-  "--mode dnat --flows 1000000 --prefetch"
-  "--mode new --flows 1000000 --prefetch"
+  "--mode dnat --flows 1000 --one-by-one"
+  "--mode dnat --flows 1000000 --one-by-one"
+  "--mode new --flows 1000000 --one-by-one"
 )
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 LABEL=() NS=() MPPS=() SHARE=() COPY=() ALLOCS=() BURSTS=()
@@ -72,12 +83,11 @@ for c in "${!CASES[@]}"; do
   SUMMARY+="$(printf '%-60s %8s ns/packet %6s Mpps %5s cycles/packet  allocations: %s' "${LABEL[$c]}" "$ns" "$mpps" "$cycles" "$allocs")"$'\n'
 done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
-bench_environment
 mkdir -p "$(dirname "$RESULTS")"
 cat >"$RESULTS" <<MD
 # Pipeline in memory: ns/packet and heap allocations per burst
 
-Measured by \`bench/pipeline-inmemory.sh\` on $(date -u +%Y-%m-%d) at commit \`$COMMIT\`$DIRTY,
+Measured by \`bench/pipeline-inmemory.sh\` on $(date -u +%Y-%m-%d) at commit \`$COMMIT\`$DIRTY$STALE_NOTE,
 one thread pinned to CPU $CORE, ${SECONDS_PER_CASE} s per case, $REPS interleaved repetitions (medians). CPU: $CPU; TSC ${TSC:-?} MHz.
 $SWIFT_VERSION. Load average before / after: $LOAD_BEFORE / $LOAD_AFTER (a shared 2-vCPU VM).
 
@@ -90,7 +100,10 @@ built from YAML as sluiced builds it (\`SluicedConfig.parse\` + \`makeSnapshot\`
 committed up front (as sluiced's \`flows.capacity\` in \`bench/lb-fastpath.sh\`), a
 \`NeighborTable\`; then bursts of 32 packets: each burst copies 32 prepared 60-byte TCP frames
 (one per flow, cycled as a pcap replay is) into 32 buffers with 128 bytes of headroom — the
-work of an RX burst — and runs \`PacketPipeline.process\` on each. No DPDK, no counters, no
+work of an RX burst — and runs them through the pipeline as \`Worker.receiveAndProcess\` does:
+\`PacketPipeline.prepare\` (parse, flow hash, bucket-header prefetch) over the burst, then
+\`FlowTableView.prefetchEntry\` for each, then \`PacketPipeline.process(…, prepared:)\` packet by
+packet. No DPDK, no counters, no
 expiry sweep, no TX: the pipeline alone, plus the copy. Established flows: a warm-up of two
 passes over the flows (the first creates every flow and its reverse entry) before the measured
 loop. New flows: one pass of 1M SYNs, each from a new source, into an empty table (a fresh
@@ -105,12 +118,11 @@ each pass.
   ordo-one/malloc-interposer 1.6.1 (\`LD_PRELOAD\` of \`libMallocInterposerSwift.so\`), switched on
   for the measured loop only; the benchmark first checks that a deliberate allocation in a
   counted window is counted, and fails if it is not. \`SITES=1\` records a backtrace per counted
-  allocation (\`--sites\`; symbols mangled: pipe through \`swift demangle\`).
-- \`--prefetch\` is an experiment, not sluiced's code path: before a burst is processed, its 32
-  packets are parsed and hashed once more and their flow-table bucket headers prefetched
-  (\`FlowTableView.prefetch(hash:)\`), then the matching entry lines
-  (\`prefetchEntry(hash:)\`), as VPP's lb node does; the reverse entry of a new flow is not
-  prefetched.
+  allocation (\`--sites\`; it first shows the deliberate one, to prove the recording works;
+  frames inside the benchmark print as offsets: \`addr2line -f -e BIN OFFSET | swift demangle\`).
+- \`--one-by-one\`: each packet goes through both stages (\`PacketPipeline.process\` without
+  \`prepared:\`) before the next, as the worker did before commit ddf72a8: the flow-table misses
+  of successive packets do not overlap.
 
 Reproduce: \`bench/pipeline-inmemory.sh\`, or one case:
 

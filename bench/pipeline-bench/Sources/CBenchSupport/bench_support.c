@@ -42,3 +42,7 @@ void bench_print_sites(void) {
         backtrace_symbols_fd(sites[i], depths[i], 2);
     }
 }
+
+void bench_sites_reset(void) {
+    used = 0;
+}

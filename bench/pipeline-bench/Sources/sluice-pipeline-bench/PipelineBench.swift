@@ -1,25 +1,28 @@
-// In-memory benchmark of the load-balancing pipeline, no DPDK: PacketPipeline.process over
-// bursts of 32 prepared packets on one core, with a snapshot built from YAML exactly as sluiced
-// builds it (SluicedConfig.parse + makeSnapshot), a FlowTable committed up front and a
-// NeighborTable holding the config's static neighbors. Reports ns/packet, Mpps and TSC
-// cycles/packet (on-CPU: the thread's CPU clock), and counts heap allocations in the measured
-// loop through the LD_PRELOADed malloc interposer.
+// In-memory benchmark of the load-balancing pipeline, no DPDK: PacketPipeline over bursts of 32
+// prepared packets on one core, with a snapshot built from YAML exactly as sluiced builds it
+// (SluicedConfig.parse + makeSnapshot), a FlowTable committed up front and a NeighborTable
+// holding the config's static neighbors. Reports ns/packet, Mpps and TSC cycles/packet (on-CPU:
+// the thread's CPU clock), and counts heap allocations in the measured loop through the
+// LD_PRELOADed malloc interposer.
 //
 // Each burst is what one RX burst gives the worker: 32 frames copied from a pristine array
 // (one 60-byte TCP frame per flow, cycled as a pcap replay would) into 32 buffers with 128
-// bytes of headroom, then processed in order. The copy is timed too and reported on its own
-// ("copy only"), so that the pipeline's share is visible; no counters, expiry sweep or TX.
+// bytes of headroom, then run through the pipeline as Worker.receiveAndProcess does: stage one
+// (`PacketPipeline.prepare`: parse, hash, prefetch the bucket header) over the whole burst, the
+// entry lines prefetched (`prefetchEntry`), then stage two (`process(prepared:)`) packet by
+// packet. The copy is timed too and reported on its own ("copy only"); no counters, expiry
+// sweep or TX.
 //
 //   sluice-pipeline-bench [--mode dnat|vxlan|new] [--flows N] [--seconds S] [--capacity C]
-//                         [--prefetch] [--sites]
+//                         [--one-by-one] [--sites]
 //
 //   dnat, vxlan   established flows: a warm-up pass creates every flow (and its reverse entry),
 //                 then bursts cycle through the flows for S seconds
 //   new           every packet a SYN from a new source: one pass over N flows into an empty
 //                 table, repeated (a fresh table each time) for S seconds of passes
-//   --prefetch    VPP-style: before processing a burst, parse and hash its 32 packets and
-//                 prefetch their flow-table buckets (header, then matching entry lines) — what
-//                 the worker loop does not do today; an experiment, not sluiced's path
+//   --one-by-one  each packet prepared and processed before the next (`PacketPipeline.process`),
+//                 as the worker did before the two-stage burst: the flow table's misses do not
+//                 overlap
 //   --sites       record a backtrace per allocation in the measured loop and print the sites
 import CBenchSupport
 import MallocInterposerSwift
@@ -83,7 +86,7 @@ struct Measurement {
 struct Workload {
     let pristine: UnsafeMutableRawPointer
     let buffers: UnsafeMutableRawPointer
-    let hashes: UnsafeMutablePointer<UInt64>
+    let prepared: UnsafeMutablePointer<PreparedFrame>
     let flowCount: Int
     let snapshot: DataPlaneSnapshot
     let burst = 32
@@ -103,33 +106,40 @@ struct Workload {
         }
     }
 
-    /// Parse and hash each packet of the burst, prefetch its bucket header; then the entry lines.
+    /// The worker's two stages over the burst (Worker.receiveAndProcess), or one packet at a
+    /// time (`oneByOne`).
     @inline(__always)
-    func prefetchBurst(_ flows: FlowTableView) {
-        for i in 0..<burst {
-            let p = buffers + i * bufferSize + headroom
-            var frame = ParsedFrame()
-            if FrameParser.parse(UnsafeRawPointer(p), length: frameLength, into: &frame) == nil, frame.isIPv4 {
-                hashes[i] = snapshot.hasher.hash(IPv4FlowKey(packet: p, frame: frame))
-                flows.prefetch(hash: hashes[i])
+    func processBurst(_ context: inout PipelineContext, _ tally: inout Tally, oneByOne: Bool) {
+        if oneByOne {
+            for i in 0..<burst {
+                let p = buffers + i * bufferSize + headroom
+                var length = frameLength
+                var output = PacketOutput(port: 0)
+                let verdict = PacketPipeline.process(p, length: &length, capacity: bufferSize - headroom, headroom: headroom,
+                                                     ingress: 0, output: &output, context: &context)
+                count(verdict, output, &tally)
             }
-        }
-        for i in 0..<burst { flows.prefetchEntry(hash: hashes[i]) }
-    }
-
-    @inline(__always)
-    func processBurst(_ context: inout PipelineContext, _ tally: inout Tally) {
-        for i in 0..<burst {
-            let p = buffers + i * bufferSize + headroom
-            var length = frameLength
-            var output = PacketOutput(port: 0)
-            let verdict = PacketPipeline.process(p, length: &length, capacity: bufferSize - headroom, headroom: headroom,
-                                                 ingress: 0, output: &output, context: &context)
-            if case .transmit(.forwardToBackend) = verdict, output.port == 1 { tally.forwarded &+= 1 } else { tally.other &+= 1 }
+        } else {
+            for i in 0..<burst {
+                prepared[i] = PacketPipeline.prepare(buffers + i * bufferSize + headroom, length: frameLength, context: context)
+            }
+            for i in 0..<burst where prepared[i].hash != 0 { context.flows.prefetchEntry(hash: prepared[i].hash) }
+            for i in 0..<burst {
+                let p = buffers + i * bufferSize + headroom
+                var length = frameLength
+                var output = PacketOutput(port: 0)
+                let verdict = PacketPipeline.process(p, length: &length, capacity: bufferSize - headroom, headroom: headroom,
+                                                     ingress: 0, prepared: prepared[i], output: &output, context: &context)
+                count(verdict, output, &tally)
+            }
         }
         tally.packets &+= burst
     }
 
+    @inline(__always)
+    func count(_ verdict: Verdict, _ output: PacketOutput, _ tally: inout Tally) {
+        if case .transmit(.forwardToBackend) = verdict, output.port == 1 { tally.forwarded &+= 1 } else { tally.other &+= 1 }
+    }
 }
 
 @main
@@ -141,7 +151,7 @@ enum PipelineBench {
         var flowCount = 1000
         var seconds = 3.0
         var capacity = 4_194_304
-        var usePrefetch = false
+        var oneByOne = false
         var recordSites = false
         let backendCount = 8
         let burst = 32
@@ -150,7 +160,7 @@ enum PipelineBench {
 
         var argv = CommandLine.arguments.dropFirst()
         func usage() -> Never {
-            eprint("usage: sluice-pipeline-bench [--mode dnat|vxlan|new] [--flows N] [--seconds S] [--capacity C] [--prefetch] [--sites]\n")
+            eprint("usage: sluice-pipeline-bench [--mode dnat|vxlan|new] [--flows N] [--seconds S] [--capacity C] [--one-by-one] [--sites]\n")
             exit(2)
         }
         while let a = argv.popFirst() {
@@ -159,7 +169,7 @@ enum PipelineBench {
             case "--flows": guard let v = argv.popFirst(), let n = Int(v), n >= burst else { usage() }; flowCount = n
             case "--seconds": guard let v = argv.popFirst(), let s = Double(v), s > 0 else { usage() }; seconds = s
             case "--capacity": guard let v = argv.popFirst(), let n = Int(v), n > 0 else { usage() }; capacity = n
-            case "--prefetch": usePrefetch = true
+            case "--one-by-one": oneByOne = true
             case "--sites": recordSites = true
             default: usage()
             }
@@ -242,17 +252,19 @@ enum PipelineBench {
         }
         let buffers = UnsafeMutableRawPointer.allocate(byteCount: burst * bufferSize, alignment: 64)
         buffers.initializeMemory(as: UInt8.self, repeating: 0, count: burst * bufferSize)
-        let hashes = UnsafeMutablePointer<UInt64>.allocate(capacity: burst)
-        hashes.initialize(repeating: 0, count: burst)
-        let work = Workload(pristine: pristine, buffers: buffers, hashes: hashes, flowCount: flowCount, snapshot: snapshot)
+        let prepared = UnsafeMutablePointer<PreparedFrame>.allocate(capacity: burst)
+        prepared.initialize(repeating: PreparedFrame(), count: burst)
+        let work = Workload(pristine: pristine, buffers: buffers, prepared: prepared, flowCount: flowCount, snapshot: snapshot)
 
         bench_sites_init()
-        if recordSites {
-            MallocInterposerSwift.setAllocationHook { size in bench_record_site(size) }
-        }
 
         /// Interposer check: a deliberate allocation inside a counted window must be counted, else the
         /// interposer is not loaded and a count of 0 would mean nothing.
+        if recordSites {
+            // The C function itself: a Swift closure here would be main-actor isolated, and its
+            // isolation check allocates inside the allocator.
+            MallocInterposerSwift.setAllocationHook(bench_record_site)
+        }
         do {
             MallocInterposerSwift.initialize()
             MallocInterposerSwift.hook()
@@ -265,6 +277,11 @@ enum PipelineBench {
                 exit(1)
             }
             print("interposer check: a deliberate allocation was counted (\(counted))")
+            if recordSites {
+                eprint("site recording check (the deliberate allocation):\n")
+                bench_print_sites()
+                bench_sites_reset()
+            }
         }
 
         let hz = tscHz()
@@ -286,8 +303,7 @@ enum PipelineBench {
                 let a = Clocks.now()
                 for _ in 0..<passBursts {
                     work.fill(&cursor)
-                    if usePrefetch { work.prefetchBurst(table.view) }
-                    work.processBurst(&context, &result.tally)
+                    work.processBurst(&context, &result.tally, oneByOne: oneByOne)
                 }
                 let b = Clocks.now()
                 MallocInterposerSwift.unhook()
@@ -309,7 +325,7 @@ enum PipelineBench {
             var warm = Tally()
             for _ in 0..<(2 * (flowCount + burst - 1) / burst) {
                 work.fill(&cursor)
-                work.processBurst(&context, &warm)
+                work.processBurst(&context, &warm, oneByOne: oneByOne)
             }
             let created = counters.read(.newFlows)
             guard created == UInt64(flowCount), warm.other == 0 else {
@@ -339,8 +355,7 @@ enum PipelineBench {
             repeat {
                 for _ in 0..<checkEvery {
                     work.fill(&cursor)
-                    if usePrefetch { work.prefetchBurst(table.view) }
-                    work.processBurst(&context, &result.tally)
+                    work.processBurst(&context, &result.tally, oneByOne: oneByOne)
                 }
                 bursts += checkEvery
             } while nanoseconds(a.wall, Clocks.now().wall) < seconds * 1e9
@@ -367,7 +382,7 @@ enum PipelineBench {
         }
         let packets = Double(result.tally.packets)
         let nsPerPacket = result.cpuNs / packets
-        let label = "\(mode.rawValue)\(mode == .new ? "" : " established"), \(flowCount) flows\(usePrefetch ? ", bucket prefetch a burst ahead" : "")"
+        let label = "\(mode.rawValue)\(mode == .new ? "" : " established"), \(flowCount) flows\(oneByOne ? ", one packet at a time" : ", two-stage bursts (as the worker)")"
         print("\(label): \(result.tally.packets) packets in \(result.bursts) bursts of \(burst), \(result.tally.forwarded) forwarded to a backend, \(result.tally.other) other")
         print("  total (copy + pipeline): \(f(nsPerPacket, 2)) ns/packet on-CPU, \(f(1e3 / nsPerPacket, 2)) Mpps, \(f(nsPerPacket * hz / 1e9, 0)) TSC cycles/packet (TSC \(f(hz / 1e6, 0)) MHz); CPU share \(f(100 * result.cpuNs / result.wallNs, 0))%")
         if copyOnly.bursts > 0 {

@@ -22,4 +22,5 @@ static inline __attribute__((always_inline)) uint64_t bench_rdtsc(void) {
 void bench_sites_init(void);
 void bench_record_site(size_t size);
 void bench_print_sites(void);
+void bench_sites_reset(void);
 #endif
