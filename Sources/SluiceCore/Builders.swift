@@ -148,7 +148,7 @@ public enum ICMPEcho {
 public enum NeighborDiscovery {
     /// Hop limit of every ND message; receivers drop others (RFC 4861 §7.1).
     public static let hopLimit: UInt8 = 255
-    /// NA with one Target Link-Layer Address option: 24 + 8 bytes (RFC 4861 §4.4, §4.6.1).
+    /// NA (or NS) with one link-layer address option: 24 + 8 bytes (RFC 4861 §4.3, §4.4, §4.6.1).
     public static let advertisementLength = 32
     public static let routerFlag: UInt32 = 0x8000_0000
     public static let solicitedFlag: UInt32 = 0x4000_0000
@@ -201,25 +201,37 @@ public enum NeighborDiscovery {
         guard capacity >= total else { return 0 }
         destinationMAC.store(p, 0)
         targetMAC.store(p, 6)
+        writeMessage(p, l3: l3, type: ICMPv6Type.neighborAdvertisement,
+                     flags: overrideFlag | (solicited ? solicitedFlag : 0), source: target, destination: destination,
+                     target: target, option: targetLinkLayerOption, optionMAC: targetMAC)
+        return total
+    }
+
+    /// The IPv6 header (hop limit 255) and a 32-byte solicitation or advertisement at `l3`: the
+    /// 24-byte message (RFC 4861 §4.3, §4.4) and one link-layer address option (§4.6.1), with
+    /// the ICMPv6 checksum over the pseudo-header. Both ND messages have this one shape.
+    @inlinable
+    static func writeMessage(_ p: UnsafeMutableRawPointer, l3: Int, type: UInt8, flags: UInt32,
+                             source: IPv6Address, destination: IPv6Address, target: IPv6Address,
+                             option: UInt8, optionMAC: MACAddress) {
         p.storeBE32(0x6000_0000, l3)                           // version 6, class 0, flow 0
         p.storeBE16(UInt16(advertisementLength), l3 + 4)
         p.storeBE8(IPProtocol.icmpv6, l3 + 6)
         p.storeBE8(hopLimit, l3 + 7)
-        target.store(p, l3 + 8)
+        source.store(p, l3 + 8)
         destination.store(p, l3 + 24)
         let l4 = l3 + HeaderSize.ipv6
-        p.storeBE8(ICMPv6Type.neighborAdvertisement, l4)
+        p.storeBE8(type, l4)
         p.storeBE8(0, l4 + 1)
         p.storeBE16(0, l4 + 2)
-        p.storeBE32(overrideFlag | (solicited ? solicitedFlag : 0), l4 + 4)
+        p.storeBE32(flags, l4 + 4)
         target.store(p, l4 + 8)
-        p.storeBE8(targetLinkLayerOption, l4 + 24)
+        p.storeBE8(option, l4 + 24)
         p.storeBE8(1, l4 + 25)
-        targetMAC.store(p, l4 + 26)
-        let pseudo = InternetChecksum.pseudoHeaderSum(source: target, destination: destination,
+        optionMAC.store(p, l4 + 26)
+        let pseudo = InternetChecksum.pseudoHeaderSum(source: source, destination: destination,
                                                       nextHeader: IPProtocol.icmpv6, length: advertisementLength)
         p.storeBE16(InternetChecksum.checksum(p + l4, count: advertisementLength, initial: pseudo), l4 + 2)
-        return total
     }
 
     /// A Neighbor Solicitation for `target` (RFC 4861 §4.3, §7.2.2) from `source` at `mac`, to the
@@ -228,30 +240,13 @@ public enum NeighborDiscovery {
     @inlinable
     public static func writeSolicitation(_ p: UnsafeMutableRawPointer, capacity: Int, mac: MACAddress,
                                          source: IPv6Address, target: IPv6Address) -> Int {
-        let icmpLength = HeaderSize.neighborSolicitation + 8
-        let total = HeaderSize.ethernet + HeaderSize.ipv6 + icmpLength
+        let total = HeaderSize.ethernet + HeaderSize.ipv6 + advertisementLength
         guard capacity >= total else { return 0 }
         let group = target.solicitedNodeGroup
         let l3 = EthernetHeader.write(p, destination: .ipv6Multicast(group), source: mac, vlanID: nil,
                                       etherType: EtherType.ipv6)
-        p.storeBE32(0x6000_0000, l3)
-        p.storeBE16(UInt16(icmpLength), l3 + 4)
-        p.storeBE8(IPProtocol.icmpv6, l3 + 6)
-        p.storeBE8(hopLimit, l3 + 7)
-        source.store(p, l3 + 8)
-        group.store(p, l3 + 24)
-        let l4 = l3 + HeaderSize.ipv6
-        p.storeBE8(ICMPv6Type.neighborSolicitation, l4)
-        p.storeBE8(0, l4 + 1)
-        p.storeBE16(0, l4 + 2)
-        p.storeBE32(0, l4 + 4)
-        target.store(p, l4 + 8)
-        p.storeBE8(sourceLinkLayerOption, l4 + 24)
-        p.storeBE8(1, l4 + 25)
-        mac.store(p, l4 + 26)
-        let pseudo = InternetChecksum.pseudoHeaderSum(source: source, destination: group,
-                                                      nextHeader: IPProtocol.icmpv6, length: icmpLength)
-        p.storeBE16(InternetChecksum.checksum(p + l4, count: icmpLength, initial: pseudo), l4 + 2)
+        writeMessage(p, l3: l3, type: ICMPv6Type.neighborSolicitation, flags: 0, source: source,
+                     destination: group, target: target, option: sourceLinkLayerOption, optionMAC: mac)
         return total
     }
 
