@@ -91,13 +91,16 @@ let package = Package(
             swiftSettings: [.unsafeFlags(dpdkCFlags.flatMap { ["-Xcc", $0] })]
         ),
         // Golden fixtures live in Tests/Fixtures and are found through #filePath.
-        .testTarget(name: "SluiceCoreTests", dependencies: ["SluiceCore", "SluiceDataPlane"]),
+        // Helpers the golden-test targets share (hex fixtures); not part of the product.
+        .target(name: "SluiceTestSupport", path: "Tests/Support/SluiceTestSupport"),
+        .testTarget(name: "SluiceCoreTests", dependencies: ["SluiceCore", "SluiceDataPlane", "SluiceTestSupport"]),
         .testTarget(name: "SluiceDataPlaneTests", dependencies: ["SluiceDataPlane", "SluiceCore"]),
         .testTarget(name: "SluiceConfigTests", dependencies: ["SluiceConfig"]),
         // Golden packets through the whole load-balancing pipeline, configured from YAML.
         .testTarget(
             name: "SluicePipelineTests",
-            dependencies: ["SluiceConfig", "SluiceDataPlane", "SluiceConntrack", "SluiceMaglev", "SluiceCore"]
+            dependencies: ["SluiceConfig", "SluiceDataPlane", "SluiceConntrack", "SluiceMaglev", "SluiceCore",
+                           "SluiceTestSupport"]
         ),
         .testTarget(name: "SluiceMaglevTests", dependencies: ["SluiceMaglev", "SluiceCore"]),
         .testTarget(name: "SluiceConntrackTests", dependencies: ["SluiceConntrack"]),

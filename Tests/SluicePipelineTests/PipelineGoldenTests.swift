@@ -1,3 +1,4 @@
+import SluiceTestSupport
 import Foundation
 import Testing
 import SluiceCore
@@ -85,11 +86,11 @@ struct PipelineGoldenTests {
             let at = "\(scenario.description) / step \(index): \(step.description)"
             let input: [UInt8]
             if let hex = step.input {
-                input = PipelineHex.decode(hex)
+                input = Hex.decode(hex)
             } else {
                 let k = try #require(step.choiceFromStep, "\(at): inputs without choice_from_step")
                 let choice = try #require(choices[k], "\(at): step \(k) chose no backend")
-                input = PipelineHex.decode(try #require(step.inputs?[choice], "\(at): no input \(choice)"))
+                input = Hex.decode(try #require(step.inputs?[choice], "\(at): no input \(choice)"))
             }
             try #require(input.count <= Self.capacity)
             buffer.initializeMemory(as: UInt8.self, repeating: 0xA5, count: Self.headroom + Self.capacity)
@@ -118,7 +119,7 @@ struct PipelineGoldenTests {
                 }
                 let actual = [UInt8](UnsafeRawBufferPointer(start: buffer + start, count: length))
                 let masks = step.masks ?? []
-                let candidates = (step.output.map { [$0] } ?? step.outputs ?? []).map(PipelineHex.decode)
+                let candidates = (step.output.map { [$0] } ?? step.outputs ?? []).map(Hex.decode)
                 let matched = candidates.firstIndex { PipelineHex.equal($0, actual, ignoring: masks) }
                 if let matched {
                     choices[index] = matched
@@ -147,7 +148,7 @@ struct PipelineGoldenTests {
                     }
                     if let k = mask.sameAsStep {
                         #expect(maskedBytes[k][mask.offset] == bytes,
-                                "\(at): \(mask.field) \(PipelineHex.encode(bytes)) differs from step \(k)'s")
+                                "\(at): \(mask.field) \(Hex.encode(bytes)) differs from step \(k)'s")
                     }
                 }
             } else {
@@ -315,33 +316,6 @@ enum PipelineFixtures {
 }
 
 enum PipelineHex {
-    static func decode(_ text: String) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(text.utf8.count / 2)
-        var high: UInt8? = nil
-        for c in text.utf8 {
-            let v: UInt8
-            switch c {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): v = c - UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): v = c - UInt8(ascii: "a") + 10
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): v = c - UInt8(ascii: "A") + 10
-            default: preconditionFailure("not hex: \(text)")
-            }
-            if let h = high {
-                out.append(h << 4 | v)
-                high = nil
-            } else {
-                high = v
-            }
-        }
-        precondition(high == nil, "odd hex length")
-        return out
-    }
-
-    static func encode<C: Collection>(_ bytes: C) -> String where C.Element == UInt8 {
-        bytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
-    }
-
     static func isMasked(_ offset: Int, _ masks: [PipelineScenario.Mask]) -> Bool {
         masks.contains { offset >= $0.offset && offset < $0.offset + $0.length }
     }
@@ -362,8 +336,8 @@ enum PipelineHex {
             + (firstDiff.map { "; first difference at offset \($0) (0x\(String($0, radix: 16)))" } ?? "")]
         for row in 0..<(max(expected.count, actual.count) + 15) / 16 {
             let range = row * 16..<(row * 16 + 16)
-            let e = range.map { $0 < expected.count ? (isMasked($0, masks) ? ".." : encode([expected[$0]])) : "  " }
-            let a = range.map { $0 < actual.count ? encode([actual[$0]]) : "  " }
+            let e = range.map { $0 < expected.count ? (isMasked($0, masks) ? ".." : Hex.encode([expected[$0]])) : "  " }
+            let a = range.map { $0 < actual.count ? Hex.encode([actual[$0]]) : "  " }
             let same = range.allSatisfy { i in
                 (i < expected.count) == (i < actual.count) && (i >= expected.count || isMasked(i, masks) || expected[i] == actual[i])
             }
