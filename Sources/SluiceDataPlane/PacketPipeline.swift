@@ -263,7 +263,8 @@ public enum PacketPipeline {
                     guard !destinationMAC.isMulticast, owned.accepts(destinationMAC, ownerMAC: ownerMAC) else {
                         return .drop(.foreignDestinationMAC)
                     }
-                    return deliverICMPError(p, frame: frame, snapshot: snapshot, output: &output, context: &context)
+                    return deliverICMPError(p, length: &length, headroom: headroom, frame: frame, snapshot: snapshot,
+                                            output: &output, context: &context)
                 }
             }
             return FrameDispatcher.respond(p, length: &length, capacity: capacity, frame: frame, owned: owned)
@@ -563,6 +564,17 @@ public enum PacketPipeline {
             : NATRewrite.rewriteIPv6Destination(p, frame: frame, address: backend.pointee.address,
                                                 port: targetPort, decrementHopLimit: true)
         if let reason = dropReason(outcome) { return .drop(reason) }
+        return wrap(p, length: &length, headroom: headroom, frame: frame, backend: backend, hash: hash,
+                    encapsulation: encapsulation, egressPort: egressPort, output: &output, context: &context)
+    }
+
+    /// The VXLAN wrapping of a rewritten packet (RFC 7348 §5): the inner frame to the pod's MAC
+    /// from ours, the outer headers in front, the outer UDP source port from the flow hash.
+    @inlinable
+    static func wrap(_ p: UnsafeMutableRawPointer, length: inout Int, headroom: Int, frame: ParsedFrame,
+                     backend: UnsafeMutablePointer<BackendTarget>, hash: UInt64, encapsulation: VXLANEncapsulation,
+                     egressPort: UnsafeMutablePointer<PortContext>, output: inout PacketOutput,
+                     context: inout PipelineContext) -> Verdict {
         // The inner frame: to the pod's MAC, from ours; VLAN tags of the client side are dropped
         // by moving the L3 packet to right after a plain Ethernet header when there were any.
         var inner = p
@@ -618,8 +630,9 @@ public enum PacketPipeline {
     /// header (VIP:port → client) finds the flow, the outer destination becomes the backend and
     /// the quote is rewritten to what the backend sent (backend:port → client).
     @inline(never) @usableFromInline
-    static func deliverICMPError(_ p: UnsafeMutableRawPointer, frame: ParsedFrame, snapshot: DataPlaneSnapshot,
-                                 output: inout PacketOutput, context: inout PipelineContext) -> Verdict {
+    static func deliverICMPError(_ p: UnsafeMutableRawPointer, length: inout Int, headroom: Int, frame: ParsedFrame,
+                                 snapshot: DataPlaneSnapshot, output: inout PacketOutput,
+                                 context: inout PipelineContext) -> Verdict {
         let key: ConntrackKey
         let hash: UInt64
         var vipPort: UInt16 = 0
@@ -660,33 +673,68 @@ public enum PacketPipeline {
             guard let backendIndex = service.backendIndex(id: FlowBinding.backend(handle.value)) else {
                 return .drop(.noBackend)
             }
-            // vxlan backends would need the error wrapped too; they are not delivered yet.
-            guard service.mode == .dnat else { return .drop(.unsupportedICMPType) }
             let backend = service.backend(backendIndex)
             let backendPort = backend.pointee.port == 0 ? vipPort : backend.pointee.port
             guard let mac = context.neighbors._withUnsafeGuaranteedRef({ $0.lookup(backend.pointee.nextHop) }) else {
                 return .drop(.neighborUnresolved)
             }
+            // What the backend sent is quoted: backend:port → client:port for dnat; for full-NAT
+            // backend:port → pool address:port, and the error comes from that pool address too
+            // (the backend knows no other peer; IPVS's FULLNAT does the same).
+            var peer = client, peerPort = clientPort
+            let fullNAT = service.mode == .fullnat
+            if fullNAT {
+                let source = FlowBinding.fullNATSource(handle.value)
+                guard source.poolIndex < service.sourceCount else { return .drop(.noSourcePort) }
+                peer = service.source(source.poolIndex)
+                peerPort = source.port
+            }
             let outcome: NATRewrite.Outcome
             var rewritten: Bool
             if let q = quoteV4 {
-                outcome = NATRewrite.rewriteIPv4Destination(p, frame: frame, address: IPv4Address(value: backend.pointee.address.ipv4Value),
-                                                            port: 0, decrementTTL: true)
+                let b = IPv4Address(value: backend.pointee.address.ipv4Value), peer4 = IPv4Address(value: peer.ipv4Value)
+                outcome = fullNAT
+                    ? NATRewrite.rewriteIPv4(p, frame: frame, source: peer4, sourcePort: 0, destination: b, destinationPort: 0,
+                                             decrementTTL: true)
+                    : NATRewrite.rewriteIPv4Destination(p, frame: frame, address: b, port: 0, decrementTTL: true)
                 rewritten = outcome == .rewritten && ICMPErrorQuote.rewriteIPv4(
-                    p, frame: frame, quote: q, source: IPv4Address(value: backend.pointee.address.ipv4Value),
-                    sourcePort: backendPort, destination: IPv4Address(value: client.ipv4Value), destinationPort: clientPort)
+                    p, frame: frame, quote: q, source: b, sourcePort: backendPort, destination: peer4, destinationPort: peerPort)
             } else {
                 // Outer first: the quote rewrite recomputes the ICMPv6 checksum over the new outer addresses.
-                outcome = NATRewrite.rewriteIPv6Destination(p, frame: frame, address: backend.pointee.address,
-                                                            port: 0, decrementHopLimit: true)
+                outcome = fullNAT
+                    ? NATRewrite.rewriteIPv6(p, frame: frame, source: peer, sourcePort: 0, destination: backend.pointee.address,
+                                             destinationPort: 0, decrementHopLimit: true)
+                    : NATRewrite.rewriteIPv6Destination(p, frame: frame, address: backend.pointee.address,
+                                                        port: 0, decrementHopLimit: true)
                 rewritten = outcome == .rewritten && ICMPErrorQuote.rewriteIPv6(
                     p, frame: frame, quote: quoteV6.unsafelyUnwrapped, source: backend.pointee.address,
-                    sourcePort: backendPort, destination: client, destinationPort: clientPort)
+                    sourcePort: backendPort, destination: peer, destinationPort: peerPort)
             }
             if let reason = dropReason(outcome) { return .drop(reason) }
             guard rewritten else { return .drop(.fragmentNotHandled) }
-            mac.store(p, 0)
             let egress = Int(backend.pointee.egressPort)
+            if service.mode == .vxlan {
+                // To the pod through its node's VTEP, with the flow's outer source port (the same
+                // hash: the forward 5-tuple). Errors are short (RFC 1812 §4.3.2.3: 576 bytes;
+                // RFC 4443 §2.4: 1280): one that would not fit the port once wrapped is dropped.
+                let egressPort = snapshot.port(egress)
+                let vtep = backend.pointee.vtep
+                let outer: VXLANEncapsulation.Outer = vtep.isIPv4Mapped
+                    ? .ipv4(source: IPv4Address(value: egressPort.pointee.selfIPv4.ipv4Value),
+                            destination: IPv4Address(value: vtep.ipv4Value))
+                    : .ipv6(source: egressPort.pointee.selfIPv6, destination: vtep)
+                let encapsulation = VXLANEncapsulation(destinationMAC: mac, sourceMAC: egressPort.pointee.mac,
+                                                       outer: outer, vni: backend.pointee.vni)
+                guard frame.l3End - frame.l3Offset <= encapsulation.innerMTU(portMTU: egressPort.pointee.mtu) else {
+                    return .drop(.bufferTooSmall)
+                }
+                length = frame.l3End   // Ethernet padding, if any, stays out of the tunnel
+                let verdict = wrap(p, length: &length, headroom: headroom, frame: frame, backend: backend, hash: hash,
+                                   encapsulation: encapsulation, egressPort: egressPort, output: &output,
+                                   context: &context)
+                return verdict == .transmit(.forwardToBackend) ? .transmit(.icmpErrorToBackend) : verdict
+            }
+            mac.store(p, 0)
             snapshot.port(egress).pointee.mac.store(p, 6)
             output.port = egress
             return .transmit(.icmpErrorToBackend)
