@@ -17,6 +17,9 @@ public struct PipelineContext {
     public var now: UInt32
     /// Outer IPv4 identification for VXLAN, per worker.
     public var ipID: UInt16 = 0
+    /// Bit i set: port i computes IPv4 header checksums on TX (the VXLAN outer header's is then
+    /// left to it: `PacketOutput.ipv4ChecksumOffload`).
+    public var txIPv4ChecksumPorts: UInt64 = 0
 
     public init(snapshot: DataPlaneSnapshot, neighbors: NeighborTable, flows: FlowTableView,
                 counters: WorkerCounters, now: UInt32, fragments: FragmentTable = .standalone) {
@@ -38,6 +41,9 @@ public struct PacketOutput {
     /// Bytes prepended in front of the original frame start (VXLAN encapsulation); the frame now
     /// begins at `p - prepended`. Negative when leading bytes were removed (decapsulation).
     public var prepended: Int = 0
+    /// Non-zero: the frame's IPv4 header at this offset (its Ethernet header's length) has a zero
+    /// checksum for the port to compute (TX offload, a port in `txIPv4ChecksumPorts`).
+    public var ipv4ChecksumOffload: Int = 0
 
     @inlinable public init(port: Int) { self.port = port }
 }
@@ -141,10 +147,13 @@ public enum PacketPipeline {
 
     /// Stage one: parse; for a TCP, UDP or SCTP packet, hash its 5-tuple and prefetch the flow
     /// table's bucket header for that hash.
+    /// `ipv4HeaderVerified`: the port verified the IPv4 header checksum and found it good.
     @inlinable
-    public static func prepare(_ p: UnsafeMutableRawPointer, length: Int, context: PipelineContext) -> PreparedFrame {
+    public static func prepare(_ p: UnsafeMutableRawPointer, length: Int, context: PipelineContext,
+                               ipv4HeaderVerified: Bool = false) -> PreparedFrame {
         var prepared = PreparedFrame()
-        prepared.reason = FrameParser.parse(UnsafeRawPointer(p), length: length, into: &prepared.frame)
+        prepared.reason = FrameParser.parse(UnsafeRawPointer(p), length: length, into: &prepared.frame,
+                                            ipv4HeaderVerified: ipv4HeaderVerified)
         let frame = prepared.frame
         let proto = frame.l4Protocol
         if prepared.reason == nil, frame.hasL4Header,
@@ -590,9 +599,14 @@ public enum PacketPipeline {
         backend.pointee.innerMAC.store(inner, 0)
         egressPort.pointee.mac.store(inner, 6)
         context.ipID &+= 1
+        let egress = Int(backend.pointee.egressPort)
+        let offload = context.txIPv4ChecksumPorts >> UInt64(truncatingIfNeeded: egress & 63) & 1 != 0
+            && backend.pointee.vtep.isIPv4Mapped
         let added = encapsulation.encapsulate(inner, length: innerLength, headroom: headroom + (inner - p),
-                                              flowHash: UInt32(truncatingIfNeeded: hash), ipID: context.ipID)
+                                              flowHash: UInt32(truncatingIfNeeded: hash), ipID: context.ipID,
+                                              ipv4HeaderChecksum: !offload)
         guard added > 0 else { return .drop(.bufferTooSmall) }
+        if offload { output.ipv4ChecksumOffload = EthernetHeader.length(vlanID: encapsulation.vlanID) }
         output.prepended = added - (inner - p)
         length = innerLength + added
         output.port = Int(backend.pointee.egressPort)
