@@ -14,6 +14,7 @@
 #include <rte_errno.h>
 #include <rte_launch.h>
 #include <rte_lcore.h>
+#include <rte_telemetry.h>
 
 /* ---- EAL ---------------------------------------------------------------------------------- */
 
@@ -230,4 +231,57 @@ int sl_rx_interrupt_wait(int timeout_ms) {
     struct rte_epoll_event events[8];
     int n = rte_epoll_wait(RTE_EPOLL_PER_THREAD, events, 8, timeout_ms);
     return n < 0 ? -errno : n;
+}
+
+/* ---- Telemetry ---------------------------------------------------------------------------- */
+
+/* DPDK's callback has no context argument, so one dispatcher looks the command up here. The
+ * table is written on the main lcore before rte_telemetry_register_cmd publishes the command
+ * (its spinlock orders the write before any read by the telemetry thread) and never changes
+ * afterwards. */
+static struct {
+    char command[RTE_TEL_MAX_STRING_LEN];
+    sl_telemetry_handler handler;
+    void *context;
+} sl_telemetry_commands[SL_TELEMETRY_MAX_COMMANDS];
+static int sl_telemetry_command_count;
+
+static int sl_telemetry_dispatch(const char *cmd, const char *params, struct rte_tel_data *d) {
+    for (int i = 0; i < sl_telemetry_command_count; i++) {
+        if (strcmp(sl_telemetry_commands[i].command, cmd) == 0) {
+            const char *p = params != NULL && params[0] != '\0' ? params : NULL;
+            return sl_telemetry_commands[i].handler(sl_telemetry_commands[i].context, cmd, p, d);
+        }
+    }
+    return -ENOENT;
+}
+
+int sl_telemetry_register(const char *command, const char *help, sl_telemetry_handler handler, void *context) {
+    if (sl_telemetry_command_count == SL_TELEMETRY_MAX_COMMANDS) return -ENOSPC;
+    if (strlen(command) >= RTE_TEL_MAX_STRING_LEN) return -EINVAL;
+    int i = sl_telemetry_command_count;
+    strcpy(sl_telemetry_commands[i].command, command);
+    sl_telemetry_commands[i].handler = handler;
+    sl_telemetry_commands[i].context = context;
+    int ret = rte_telemetry_register_cmd(command, sl_telemetry_dispatch, help);
+    if (ret == 0) sl_telemetry_command_count = i + 1;
+    return ret;
+}
+
+int sl_tel_start_dict(struct rte_tel_data *d) { return rte_tel_data_start_dict(d); }
+int sl_tel_start_u64_array(struct rte_tel_data *d) { return rte_tel_data_start_array(d, RTE_TEL_U64_VAL); }
+int sl_tel_start_string_array(struct rte_tel_data *d) { return rte_tel_data_start_array(d, RTE_TEL_STRING_VAL); }
+int sl_tel_add_dict_u64(struct rte_tel_data *d, const char *name, uint64_t value) {
+    return rte_tel_data_add_dict_u64(d, name, value);
+}
+int sl_tel_add_dict_string(struct rte_tel_data *d, const char *name, const char *value) {
+    return rte_tel_data_add_dict_string(d, name, value);
+}
+int sl_tel_add_array_u64(struct rte_tel_data *d, uint64_t value) { return rte_tel_data_add_array_u64(d, value); }
+int sl_tel_add_array_string(struct rte_tel_data *d, const char *value) { return rte_tel_data_add_array_string(d, value); }
+struct rte_tel_data *sl_tel_alloc(void) { return rte_tel_data_alloc(); }
+int sl_tel_add_dict_array(struct rte_tel_data *d, const char *name, struct rte_tel_data *child) {
+    int ret = rte_tel_data_add_dict_container(d, name, child, 0);
+    if (ret != 0) rte_tel_data_free(child);
+    return ret;
 }

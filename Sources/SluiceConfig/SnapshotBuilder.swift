@@ -53,6 +53,11 @@ extension SluicedConfig {
                                                 gateway: route.via.mapped))
         }
         let routing = Routing(entries: routingEntries)
+        let backendTotal = services.reduce(0) { $0 + $1.backends.count }
+        guard BackendCounterLayout.fits(backendCounts: services.map(\.backends.count)) else {
+            throw ConfigError(file: file, field: "services",
+                              reason: "\(backendTotal) backends in all; per-backend counters hold at most \(WorkerCounters.backendSlots)")
+        }
         var built: [Service] = []
         for (s, service) in services.enumerated() {
             var targets: [BackendTarget] = []

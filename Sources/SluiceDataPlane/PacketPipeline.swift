@@ -248,7 +248,9 @@ public enum PacketPipeline {
             let value = FlowBinding.value(service: serviceIndex, backend: backendIndex, vipPort: vipPort, ingress: ingress)
             switch context.flows.insert(key, hash: hash, value: value, event: event, now: context.now) {
             case .inserted, .replaced:
-                counters._withUnsafeGuaranteedRef { $0.add(.newFlows) }
+                // Metrics: a new flow, for the worker and for its (service, backend).
+                let slot = snapshot.backendCounters.slot(service: serviceIndex, backend: backendIndex)
+                counters._withUnsafeGuaranteedRef { $0.add(.newFlows); $0.countNewFlow(slot: slot) }
                 insertReverse(p, frame: frame, service: service, backendIndex: backendIndex, value: value,
                               event: event, snapshot: snapshot, context: context)
             case .existing(let h):
@@ -268,9 +270,16 @@ public enum PacketPipeline {
             }
         }
         let targetPort = backend.pointee.port == 0 ? p.loadBE16(frame.l4Offset + 2) : backend.pointee.port
-        return transmitToBackend(p, length: &length, capacity: capacity, headroom: headroom, frame: frame,
-                                 service: service, backend: backend, targetPort: targetPort, hash: hash,
-                                 snapshot: snapshot, output: &output, context: &context)
+        let receivedLength = length
+        let verdict = transmitToBackend(p, length: &length, capacity: capacity, headroom: headroom, frame: frame,
+                                        service: service, backend: backend, targetPort: targetPort, hash: hash,
+                                        snapshot: snapshot, output: &output, context: &context)
+        // Metrics: a client packet leaves for its backend.
+        if verdict == .transmit(.forwardToBackend) {
+            let slot = snapshot.backendCounters.slot(service: serviceIndex, backend: backendIndex)
+            counters._withUnsafeGuaranteedRef { $0.countForward(slot: slot, bytes: receivedLength) }
+        }
+        return verdict
     }
 
     /// The rewrite (and for vxlan, the encapsulation) towards a chosen backend.
@@ -333,9 +342,16 @@ public enum PacketPipeline {
         return snapshot.services.service(first.service)._withUnsafeGuaranteedRef { service in
             guard first.backend < service.backendCount else { return .drop(.noBackend) }
             context.counters._withUnsafeGuaranteedRef { $0.add(.fragmentsFollowed) }
-            return transmitToBackend(p, length: &length, capacity: capacity, headroom: headroom, frame: frame,
-                                     service: service, backend: service.backend(first.backend), targetPort: 0,
-                                     hash: key, snapshot: snapshot, output: &output, context: &context)
+            let receivedLength = length
+            let verdict = transmitToBackend(p, length: &length, capacity: capacity, headroom: headroom, frame: frame,
+                                            service: service, backend: service.backend(first.backend), targetPort: 0,
+                                            hash: key, snapshot: snapshot, output: &output, context: &context)
+            // Metrics: a later fragment leaves for its backend (as in `forward`).
+            if verdict == .transmit(.forwardToBackend) {
+                let slot = snapshot.backendCounters.slot(service: first.service, backend: first.backend)
+                context.counters._withUnsafeGuaranteedRef { $0.countForward(slot: slot, bytes: receivedLength) }
+            }
+            return verdict
         }
     }
 

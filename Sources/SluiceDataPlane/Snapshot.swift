@@ -51,10 +51,13 @@ public final class DataPlaneSnapshot: @unchecked Sendable {
     // Safe: written in `init`, freed in `deinit`, read-only in between.
     @usableFromInline let portTable: UnsafeMutableBufferPointer<PortContext>
     public let portCount: Int
+    /// Metrics: which per-worker record counts each (service, backend) pair.
+    public let backendCounters: BackendCounterLayout
 
     public init(ports: [PortContext], services: [Service], routing: Routing, hasher: FlowHasher, vxlanPort: UInt16 = 4789) {
         self.ports = ports
         self.services = ServiceTable(services: services)
+        backendCounters = BackendCounterLayout(backendCounts: services.map(\.backendCount))
         self.routing = routing
         self.hasher = hasher
         self.vxlanPort = vxlanPort
@@ -80,6 +83,7 @@ public final class DataPlaneSnapshot: @unchecked Sendable {
         portTable.deinitialize()
         portTable.deallocate()
         prefixStorage.deallocate()
+        backendCounters.deallocate()
     }
 
     /// The port at `index` (< portCount), borrowed: no reference counting.

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Synchronization
 import SluiceCore
 
@@ -58,16 +61,70 @@ public final class WorkerCounters: @unchecked Sendable {
     // concurrent access well defined.
     @usableFromInline let slots: UnsafeMutablePointer<Atomic<UInt64>>
 
+    /// Per-backend records (see `BackendCounterLayout`): `backendSlots` records of
+    /// `BackendCounter.recordWords` words, then one overflow record (index `backendSlots`) that
+    /// takes the packets of services whose backends did not fit, so that no index ever leaves
+    /// the mapping. A record is 32 bytes at a 32-byte boundary: never split across cache lines.
+    // Safe: mapped in `init`, unmapped in `deinit`; `Atomic` makes every concurrent access well
+    // defined.
+    @usableFromInline let backendRecords: UnsafeMutablePointer<Atomic<UInt64>>
+    private let backendMapping: (base: UnsafeMutableRawPointer, length: Int)
+
+    /// (service, backend) pairs a worker counts: 65,536 records of 32 bytes, 2 MiB of address
+    /// space per worker, of which only the pages of configured backends are ever touched
+    /// (anonymous memory, zero until written). A snapshot with more backends in all is refused
+    /// by its builder (`BackendCounterLayout.fits`).
+    public static let backendSlots = 65_536
+
     public init() {
         let raw = UnsafeMutableRawPointer.allocate(
             byteCount: MemoryLayout<Atomic<UInt64>>.stride * Self.slotCount, alignment: 64)
         slots = raw.bindMemory(to: Atomic<UInt64>.self, capacity: Self.slotCount)
         for i in 0..<Self.slotCount { (slots + i).initialize(to: Atomic(0)) }
+        let words = (Self.backendSlots + 1) * BackendCounter.recordWords
+        let length = words * MemoryLayout<UInt64>.stride
+        // MAP_NORESERVE: address space only; a page is committed when a backend on it is counted.
+        // A failed mapping leaves the process without memory for 2 MiB: nothing can run anyway.
+        guard let p = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0),
+              p != MAP_FAILED else { fatalError("WorkerCounters: mmap of \(length) bytes failed (errno \(errno))") }
+        backendMapping = (p, length)
+        // Safe: fresh anonymous pages read as zero, and an all-zero `Atomic<UInt64>` is the value 0
+        // (`Atomic` is `@_rawLayout(like: UInt64)` with no deinit); binding touches no page.
+        backendRecords = p.bindMemory(to: Atomic<UInt64>.self, capacity: words)
     }
 
     deinit {
         slots.deinitialize(count: Self.slotCount)
         slots.deallocate()
+        munmap(backendMapping.base, backendMapping.length)
+    }
+
+    // MARK: Per backend
+
+    /// One packet forwarded to the backend of record `slot` (from `BackendCounterLayout.slot`),
+    /// `bytes` long as received. Only the owning worker may call this.
+    @inlinable @inline(__always)
+    public func countForward(slot: Int, bytes: Int) {
+        let record = backendRecords + slot &* BackendCounter.recordWords
+        record.pointee.store(record.pointee.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
+        let b = record + BackendCounter.bytes.rawValue
+        b.pointee.store(b.pointee.load(ordering: .relaxed) &+ UInt64(truncatingIfNeeded: bytes), ordering: .relaxed)
+    }
+
+    /// A flow created in the connection table towards the backend of record `slot`.
+    @inlinable @inline(__always)
+    public func countNewFlow(slot: Int) {
+        let n = backendRecords + (slot &* BackendCounter.recordWords &+ BackendCounter.newFlows.rawValue)
+        n.pointee.store(n.pointee.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
+    }
+
+    /// Record `slot` (0...backendSlots; `backendSlots` is the overflow record), relaxed loads.
+    public func read(backendSlot slot: Int) -> BackendCounts {
+        precondition(slot >= 0 && slot <= Self.backendSlots, "backend slot \(slot) out of range")
+        let r = backendRecords + slot * BackendCounter.recordWords
+        return BackendCounts(packets: r[BackendCounter.packets.rawValue].load(ordering: .relaxed),
+                             bytes: r[BackendCounter.bytes.rawValue].load(ordering: .relaxed),
+                             newFlows: r[BackendCounter.newFlows.rawValue].load(ordering: .relaxed))
     }
 
     /// Adds `n` to slot `index`. Only the owning worker may call this.
@@ -122,4 +179,98 @@ public struct CounterSnapshot: Sendable, Equatable {
                 return n == 0 ? nil : "drop_\(r.name) \(n)"
             }
     }
+}
+
+/// The words of one per-backend record.
+public enum BackendCounter: Int, CaseIterable, Sendable {
+    /// Client packets forwarded to the backend (verdict `forward_to_backend`: first packets,
+    /// packets of known flows and later fragments alike).
+    case packets = 0
+    /// Their bytes, each frame counted as received from the client (Ethernet header included,
+    /// before any VXLAN encapsulation).
+    case bytes
+    /// Flows created in the connection table towards the backend (as `Counter.newFlows`).
+    case newFlows
+
+    /// Words per record: three counters and one word of padding, 32 bytes.
+    public static let recordWords = 4
+}
+
+/// One backend's counters, read or summed.
+public struct BackendCounts: Sendable, Equatable {
+    public var packets: UInt64
+    public var bytes: UInt64
+    public var newFlows: UInt64
+
+    public init(packets: UInt64 = 0, bytes: UInt64 = 0, newFlows: UInt64 = 0) {
+        self.packets = packets
+        self.bytes = bytes
+        self.newFlows = newFlows
+    }
+
+    public static func &+ (a: BackendCounts, b: BackendCounts) -> BackendCounts {
+        BackendCounts(packets: a.packets &+ b.packets, bytes: a.bytes &+ b.bytes, newFlows: a.newFlows &+ b.newFlows)
+    }
+}
+
+/// Where each (service, backend) pair of a snapshot is counted: service `s`'s backend `b` is
+/// record `base[s] + b` of every worker's `WorkerCounters`. Built with the snapshot (off the hot
+/// path), read-only afterwards.
+///
+/// Why a base per service and not a fixed `services × backends` grid: services have from one to
+/// thousands of backends, so a grid sized for the largest (4,096 × 256 records of 32 bytes is
+/// 32 MiB per worker) is mostly empty yet still too small for one big service. Packed bases use
+/// one record per configured backend: `WorkerCounters.backendSlots` (65,536) backends in all.
+///
+/// The bases are positions in this snapshot's service list: a later snapshot that adds or
+/// removes a backend moves the records of the services after it. Counters that must survive
+/// reconfiguration need the bases keyed by stable service and backend ids (slots kept across
+/// snapshots, freed when a backend is removed); the hot-path call sites stay as they are.
+public struct BackendCounterLayout: @unchecked Sendable {
+    // Safe (@unchecked Sendable): written in `init`, read-only until `deallocate` (by the owning
+    // snapshot's deinit).
+    @usableFromInline let bases: UnsafeMutableBufferPointer<Int>
+    /// The overflow record: where the pairs of services that did not fit are counted.
+    @usableFromInline let overflow: Int
+    /// Records used: the sum of every service's backend count, when it fits.
+    public let recordCount: Int
+
+    /// Packs `backendCounts[s]` records per service in order; a service that does not fit entirely
+    /// in `capacity` records is counted in the overflow record (`capacity`) instead.
+    public init(backendCounts: [Int], capacity: Int = WorkerCounters.backendSlots) {
+        bases = .allocate(capacity: max(1, backendCounts.count))
+        overflow = capacity
+        var next = 0
+        for (s, n) in backendCounts.enumerated() {
+            if next + n <= capacity {
+                bases.initializeElement(at: s, to: next)
+                next += n
+            } else {
+                bases.initializeElement(at: s, to: capacity)
+            }
+        }
+        recordCount = next
+    }
+
+    /// True when every backend of `backendCounts` has a record of its own.
+    public static func fits(backendCounts: [Int], capacity: Int = WorkerCounters.backendSlots) -> Bool {
+        backendCounts.reduce(0, +) <= capacity
+    }
+
+    /// The record of backend `backend` of service `service`: both indices are the pipeline's
+    /// (`service < count`, `backend < that service's backendCount`). `min` keeps an overflowed
+    /// service's pairs on the overflow record (one compare and a conditional move).
+    @inlinable @inline(__always)
+    public func slot(service: Int, backend: Int) -> Int {
+        // Safe: the pipeline passes indices of services of the snapshot that owns this layout.
+        min(bases[service] &+ backend, overflow)
+    }
+
+    /// The first record of service `service`, or nil when it is counted in the overflow record.
+    public func base(service: Int) -> Int? {
+        let b = bases[service]
+        return b == overflow ? nil : b
+    }
+
+    public func deallocate() { bases.deallocate() }
 }

@@ -223,3 +223,35 @@ int sl_rx_interrupt_disable(uint16_t port, uint16_t queue);
 /** Waits up to `timeout_ms` on the calling thread's epoll set; returns events seen (0 on
  *  timeout) or a negative errno value. Events are only wake-ups: the caller then polls. */
 int sl_rx_interrupt_wait(int timeout_ms);
+
+/* Telemetry (out of line, cdpdk.c): commands of Sluice's own on the EAL's telemetry socket
+ * (`/var/run/dpdk/<file-prefix>/dpdk_telemetry.v2`), answered on DPDK's telemetry thread. */
+struct rte_tel_data;
+
+/** Fills `data` for one request of `command`; `params` is the text after the comma, NULL when
+ *  there is none. Returns 0, or a negative errno value (the client then reads `null`). */
+typedef int (*sl_telemetry_handler)(void *context, const char *command, const char *params,
+                                    struct rte_tel_data *data);
+
+/** Commands `sl_telemetry_register` can hold. */
+#define SL_TELEMETRY_MAX_COMMANDS 8
+
+/** Registers `command` (rte_telemetry_register_cmd) to call `handler(context, …)`. Call from
+ *  the main lcore before the command can be requested; commands cannot be unregistered, so
+ *  `context` must stay valid for the life of the process. 0, -ENOSPC when the table is full,
+ *  -EINVAL for a name DPDK refuses, or rte_telemetry_register_cmd's error. */
+int sl_telemetry_register(const char *command, const char *help, sl_telemetry_handler handler, void *context);
+
+/* Building a reply (rte_tel_data_*): each returns 0 or a negative errno value. */
+int sl_tel_start_dict(struct rte_tel_data *d);
+int sl_tel_start_u64_array(struct rte_tel_data *d);
+int sl_tel_start_string_array(struct rte_tel_data *d);
+int sl_tel_add_dict_u64(struct rte_tel_data *d, const char *name, uint64_t value);
+int sl_tel_add_dict_string(struct rte_tel_data *d, const char *name, const char *value);
+int sl_tel_add_array_u64(struct rte_tel_data *d, uint64_t value);
+int sl_tel_add_array_string(struct rte_tel_data *d, const char *value);
+/** A container for one array nested in a dict; NULL when out of memory. */
+struct rte_tel_data *sl_tel_alloc(void);
+/** Adds `child` (an array) under `name`; the library frees it after the reply is sent. On
+ *  failure `child` is freed here. */
+int sl_tel_add_dict_array(struct rte_tel_data *d, const char *name, struct rte_tel_data *child);
