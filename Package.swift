@@ -120,6 +120,6 @@ let package = Package(
         ),
         .testTarget(name: "SluiceMaglevTests", dependencies: ["SluiceMaglev", "SluiceCore"]),
         .testTarget(name: "SluiceConntrackTests", dependencies: ["SluiceConntrack"]),
-        .testTarget(name: "SluiceMetricsTests", dependencies: ["SluiceMetrics", "SluiceDataPlane", "SluiceCore"]),
+        .testTarget(name: "SluiceMetricsTests", dependencies: ["SluiceMetrics", "SluiceConfig", "SluiceDataPlane", "SluiceCore"]),
     ]
 )
