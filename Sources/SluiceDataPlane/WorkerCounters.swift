@@ -27,6 +27,8 @@ public enum Counter: Int, CaseIterable, Sendable {
     case neighborsLearned
     /// Later IP fragments sent to the backend their first fragment went to.
     case fragmentsFollowed
+    /// Known flows whose backend had left the service: re-balanced by Maglev and rebound.
+    case flowsRebound
 
     public var name: String {
         switch self {
@@ -43,6 +45,7 @@ public enum Counter: Int, CaseIterable, Sendable {
         case .statelessForwards: "stateless_forwards"
         case .neighborsLearned: "neighbors_learned"
         case .fragmentsFollowed: "fragments_followed"
+        case .flowsRebound: "flows_rebound"
         }
     }
 }
@@ -73,7 +76,7 @@ public final class WorkerCounters: @unchecked Sendable {
     /// (service, backend) pairs a worker counts: 65,536 records of 32 bytes, 2 MiB of address
     /// space per worker, of which only the pages of configured backends are ever touched
     /// (anonymous memory, zero until written). A snapshot with more backends in all is refused
-    /// by its builder (`BackendCounterLayout.fits`).
+    /// by its builder (`BackendCounterRecords.assigning`).
     public static let backendSlots = 65_536
 
     public init() {
@@ -211,66 +214,8 @@ public struct BackendCounts: Sendable, Equatable {
     public static func &+ (a: BackendCounts, b: BackendCounts) -> BackendCounts {
         BackendCounts(packets: a.packets &+ b.packets, bytes: a.bytes &+ b.bytes, newFlows: a.newFlows &+ b.newFlows)
     }
-}
 
-/// Where each (service, backend) pair of a snapshot is counted: service `s`'s backend `b` is
-/// record `base[s] + b` of every worker's `WorkerCounters`. Built with the snapshot (off the hot
-/// path), read-only afterwards.
-///
-/// Why a base per service and not a fixed `services × backends` grid: services have from one to
-/// thousands of backends, so a grid sized for the largest (4,096 × 256 records of 32 bytes is
-/// 32 MiB per worker) is mostly empty yet still too small for one big service. Packed bases use
-/// one record per configured backend: `WorkerCounters.backendSlots` (65,536) backends in all.
-///
-/// The bases are positions in this snapshot's service list: a later snapshot that adds or
-/// removes a backend moves the records of the services after it. Counters that must survive
-/// reconfiguration need the bases keyed by stable service and backend ids (slots kept across
-/// snapshots, freed when a backend is removed); the hot-path call sites stay as they are.
-public struct BackendCounterLayout: @unchecked Sendable {
-    // Safe (@unchecked Sendable): written in `init`, read-only until `deallocate` (by the owning
-    // snapshot's deinit).
-    @usableFromInline let bases: UnsafeMutableBufferPointer<Int>
-    /// The overflow record: where the pairs of services that did not fit are counted.
-    @usableFromInline let overflow: Int
-    /// Records used: the sum of every service's backend count, when it fits.
-    public let recordCount: Int
-
-    /// Packs `backendCounts[s]` records per service in order; a service that does not fit entirely
-    /// in `capacity` records is counted in the overflow record (`capacity`) instead.
-    public init(backendCounts: [Int], capacity: Int = WorkerCounters.backendSlots) {
-        bases = .allocate(capacity: max(1, backendCounts.count))
-        overflow = capacity
-        var next = 0
-        for (s, n) in backendCounts.enumerated() {
-            if next + n <= capacity {
-                bases.initializeElement(at: s, to: next)
-                next += n
-            } else {
-                bases.initializeElement(at: s, to: capacity)
-            }
-        }
-        recordCount = next
+    public static func &- (a: BackendCounts, b: BackendCounts) -> BackendCounts {
+        BackendCounts(packets: a.packets &- b.packets, bytes: a.bytes &- b.bytes, newFlows: a.newFlows &- b.newFlows)
     }
-
-    /// True when every backend of `backendCounts` has a record of its own.
-    public static func fits(backendCounts: [Int], capacity: Int = WorkerCounters.backendSlots) -> Bool {
-        backendCounts.reduce(0, +) <= capacity
-    }
-
-    /// The record of backend `backend` of service `service`: both indices are the pipeline's
-    /// (`service < count`, `backend < that service's backendCount`). `min` keeps an overflowed
-    /// service's pairs on the overflow record (one compare and a conditional move).
-    @inlinable @inline(__always)
-    public func slot(service: Int, backend: Int) -> Int {
-        // Safe: the pipeline passes indices of services of the snapshot that owns this layout.
-        min(bases[service] &+ backend, overflow)
-    }
-
-    /// The first record of service `service`, or nil when it is counted in the overflow record.
-    public func base(service: Int) -> Int? {
-        let b = bases[service]
-        return b == overflow ? nil : b
-    }
-
-    public func deallocate() { bases.deallocate() }
 }

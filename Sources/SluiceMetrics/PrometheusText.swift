@@ -148,6 +148,7 @@ extension MetricsSample {
             (.statelessForwards, "stateless_forwards", "New flows forwarded by Maglev alone because the connection table was full."),
             (.neighborsLearned, "neighbors_learned", "Neighbors (IP to MAC) learned or refreshed from ARP and NDP."),
             (.fragmentsFollowed, "fragments_followed", "Later IP fragments sent to the backend their first fragment went to."),
+            (.flowsRebound, "flows_rebound", "Known flows whose backend had left the service, balanced again and rebound."),
             (.idleSleeps, "idle_sleeps", "Times the worker backed off after a run of empty polls."),
             (.busyCycles, "busy_cycles", "TSC cycles spent in polls that found packets."),
             (.totalCycles, "cycles", "TSC cycles of the worker's loop in all (busy share = busy_cycles / cycles)."),

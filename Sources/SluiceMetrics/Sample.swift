@@ -119,9 +119,11 @@ public struct MetricsSample: Sendable, Equatable {
     }
 
     /// Reads the workers' counters and sums each (service, backend) record of `snapshot`'s
-    /// layout over them.
+    /// layout over them, less the record's baseline (its value when it was reused for this pair:
+    /// see `BackendCounterRecords`).
     public init(ports: [PortSample], workers: [(index: Int, lcore: Int, counters: WorkerCounters)],
-                snapshot: DataPlaneSnapshot?, conntrack: ConntrackSample?, generation: UInt64) {
+                snapshot: DataPlaneSnapshot?, conntrack: ConntrackSample?, generation: UInt64,
+                baselines: [Int: BackendCounts] = [:]) {
         self.ports = ports
         self.workers = workers.map { WorkerSample(index: $0.index, lcore: $0.lcore, reading: $0.counters) }
         self.conntrack = conntrack
@@ -129,13 +131,16 @@ public struct MetricsSample: Sendable, Equatable {
         services = []
         guard let snapshot else { return }
         let layout = snapshot.backendCounters
-        for (s, service) in snapshot.services.services.enumerated() {
+        for service in snapshot.services.services {
             var backends: [BackendSample] = []
             for (b, target) in service.backends.enumerated() {
-                // A service counted in the overflow record has no per-backend figures (its builder
-                // refuses that configuration; a snapshot built by hand may still have one).
-                let counts = layout.base(service: s) == nil ? BackendCounts()
-                    : workers.reduce(BackendCounts()) { $0 &+ $1.counters.read(backendSlot: layout.slot(service: s, backend: b)) }
+                // A pair on the overflow record has no figures of its own (the builder refuses
+                // that configuration; a snapshot built by hand may still have one).
+                var counts = BackendCounts()
+                if let record = layout.record(serviceID: Int(service.id), backend: b) {
+                    counts = workers.reduce(BackendCounts()) { $0 &+ $1.counters.read(backendSlot: record) }
+                        &- (baselines[record] ?? BackendCounts())
+                }
                 backends.append(BackendSample(address: MetricsSample.endpoint(target.address, port: target.port),
                                               counts: counts))
             }
@@ -143,6 +148,11 @@ public struct MetricsSample: Sendable, Equatable {
                                           protocol: MetricsSample.protocolName(service.proto), port: service.port,
                                           mode: "\(service.mode)", backends: backends))
         }
+    }
+
+    /// The sum over `workers` of record `record`: what a reused record's baseline is taken from.
+    public static func sum(record: Int, over workers: [WorkerCounters]) -> BackendCounts {
+        workers.reduce(BackendCounts()) { $0 &+ $1.read(backendSlot: record) }
     }
 
     /// Every worker's counter `counter`, summed.

@@ -1,4 +1,5 @@
 import SluiceConntrack
+import SluiceDataPlane
 import SluiceDPDK
 import SluiceMetrics
 import Synchronization
@@ -13,10 +14,12 @@ import Synchronization
 final class LiveMetrics: Sendable {
     private struct Sources: @unchecked Sendable {
         // Safe (@unchecked Sendable): Port, Worker and PipelineResources are themselves
-        // Sendable; the array of them is only read, under the lock.
+        // Sendable; the arrays are only touched under the lock.
         var ports: [Port]
         var workers: [Worker]
         var resources: PipelineResources?
+        /// Per reused backend record, its value when the snapshot that reused it was published.
+        var baselines: [Int: BackendCounts] = [:]
     }
 
     private let state: Mutex<Sources?>
@@ -41,9 +44,22 @@ final class LiveMetrics: Sendable {
                 let o = r.flows.view.occupancy(now: EAL.tscSeconds)
                 return ConntrackSample(live: o.live, expired: o.expired, capacity: o.slots)
             }
-            // The configuration loaded at start is generation 1; nothing publishes another yet.
+            let (snapshot, generation) = sources.resources?.snapshotAndGeneration ?? (nil, 0)
             return MetricsSample(ports: ports, workers: sources.workers.map { ($0.index, $0.lcore, $0.counters) },
-                                 snapshot: sources.resources?.snapshot, conntrack: conntrack, generation: 1)
+                                 snapshot: snapshot, conntrack: conntrack, generation: generation,
+                                 baselines: sources.baselines)
+        }
+    }
+
+    /// Before `next` is published: the records it gives to a new (service, backend) pair counted
+    /// another pair before, whose last packet is at least a quarantine old (no worker writes them
+    /// now); their values become the baselines a sample subtracts, so the new pair starts at 0.
+    func willPublish(_ next: DataPlaneSnapshot) {
+        let reused = next.backendCounters.reused
+        guard !reused.isEmpty else { return }
+        state.withLock { sources in
+            guard let workers = sources?.workers.map(\.counters) else { return }
+            for record in reused { sources?.baselines[record] = MetricsSample.sum(record: record, over: workers) }
         }
     }
 

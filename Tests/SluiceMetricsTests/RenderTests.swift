@@ -111,14 +111,15 @@ func samples(_ text: String, _ name: String) -> [(String, String)] {
     @Test func sumsOverWorkersAndBackends() throws {
         let snapshot = try makeSnapshot()
         let layout = snapshot.backendCounters
+        let web = Int(snapshot.services.services[0].id), dns = Int(snapshot.services.services[1].id)
         let a = WorkerCounters(), b = WorkerCounters()
-        a.countForward(slot: layout.slot(service: 0, backend: 0), bytes: 100)
-        a.countForward(slot: layout.slot(service: 0, backend: 0), bytes: 60)
-        b.countForward(slot: layout.slot(service: 0, backend: 0), bytes: 1000)
-        b.countForward(slot: layout.slot(service: 0, backend: 1), bytes: 70)
-        a.countNewFlow(slot: layout.slot(service: 0, backend: 1))
-        b.countNewFlow(slot: layout.slot(service: 0, backend: 1))
-        b.countForward(slot: layout.slot(service: 1, backend: 0), bytes: 90)
+        a.countForward(slot: layout.slot(serviceID: web, backend: 0), bytes: 100)
+        a.countForward(slot: layout.slot(serviceID: web, backend: 0), bytes: 60)
+        b.countForward(slot: layout.slot(serviceID: web, backend: 0), bytes: 1000)
+        b.countForward(slot: layout.slot(serviceID: web, backend: 1), bytes: 70)
+        a.countNewFlow(slot: layout.slot(serviceID: web, backend: 1))
+        b.countNewFlow(slot: layout.slot(serviceID: web, backend: 1))
+        b.countForward(slot: layout.slot(serviceID: dns, backend: 0), bytes: 90)
         a.add(.rxPackets, 10)
         b.add(.rxPackets, 5)
         a.countDrop(.noService, 3)
@@ -134,14 +135,14 @@ func samples(_ text: String, _ name: String) -> [(String, String)] {
         #expect(sample.total(.rxPackets) == 15)
 
         let text = sample.prometheusText
-        let web = #"service="web",vip="192.0.2.10",protocol="tcp",port="80""#
+        let webLabels = #"service="web",vip="192.0.2.10",protocol="tcp",port="80""#
         #expect(samples(text, "sluice_backend_packets_total").map { $0.0 + " " + $0.1 } == [
-            "{\(web),backend=\"198.51.100.11:8080\"} 3",
-            "{\(web),backend=\"198.51.100.12:8080\"} 1",
+            "{\(webLabels),backend=\"198.51.100.11:8080\"} 3",
+            "{\(webLabels),backend=\"198.51.100.12:8080\"} 1",
             #"{service="dns/v6",vip="2001:db8::10",protocol="udp",port="53",backend="[2001:db8:1::11]:53"} 1"#,
         ])
-        #expect(samples(text, "sluice_service_bytes_total").first! == ("{\(web)}", "1230"))
-        #expect(samples(text, "sluice_service_new_flows_total").first! == ("{\(web)}", "2"))
+        #expect(samples(text, "sluice_service_bytes_total").first! == ("{\(webLabels)}", "1230"))
+        #expect(samples(text, "sluice_service_new_flows_total").first! == ("{\(webLabels)}", "2"))
         #expect(samples(text, "sluice_worker_rx_packets_total").map(\.1) == ["10", "5"])
         #expect(samples(text, "sluice_worker_rx_packets_total").first!.0 == #"{worker="0",lcore="1"}"#)
         let drops = samples(text, "sluice_worker_drops_total")
@@ -164,27 +165,68 @@ func samples(_ text: String, _ name: String) -> [(String, String)] {
     }
 }
 
-@Suite struct BackendLayout {
-    @Test func servicesArePackedInOrder() {
-        let layout = BackendCounterLayout(backendCounts: [2, 0, 3], capacity: 10)
-        defer { layout.deallocate() }
-        #expect(layout.slot(service: 0, backend: 1) == 1)
-        #expect(layout.slot(service: 2, backend: 0) == 2)
-        #expect(layout.slot(service: 2, backend: 2) == 4)
-        #expect(layout.recordCount == 5)
-        #expect(layout.base(service: 1) == 2)
+@Suite struct BackendRecords {
+    typealias Key = BackendCounterRecords.Key
+    func key(_ service: UInt16, _ backend: UInt8) -> Key {
+        Key(service: ServiceIdentity(vip: IPv6Address(ipv4Mapped: 0xC000_020A), proto: 6, port: service),
+            backend: BackendIdentity(address: IPv6Address(ipv4Mapped: 0xC633_6400 | UInt32(backend)), port: 8080))
     }
 
-    /// A service that does not fit goes to the overflow record, never past it; later services
-    /// that fit still get their own records.
-    @Test func overflowStaysInBounds() {
-        let layout = BackendCounterLayout(backendCounts: [3, 4, 2], capacity: 6)
+    @Test func pairsArePackedInOrder() throws {
+        let a = try BackendCounterRecords().assigning([[key(80, 1), key(80, 2)], [], [key(443, 1)]], now: 0, quarantine: 100)
+        #expect(a.records == [[0, 1], [], [2]])
+        #expect(a.reused.isEmpty)
+        let layout = BackendCounterLayout(serviceIDs: [4, 0, 7], assignment: a)
         defer { layout.deallocate() }
-        #expect(layout.base(service: 1) == nil)
-        for b in 0..<4 { #expect(layout.slot(service: 1, backend: b) == 6) }
-        #expect(layout.slot(service: 2, backend: 1) == 4)
-        #expect(!BackendCounterLayout.fits(backendCounts: [3, 4, 2], capacity: 6))
-        #expect(BackendCounterLayout.fits(backendCounts: [3, 3], capacity: 6))
+        #expect(layout.slot(serviceID: 4, backend: 1) == 1)
+        #expect(layout.slot(serviceID: 7, backend: 0) == 2)
+    }
+
+    /// A backend added in front of others, or a service added first, moves no record.
+    @Test func recordsFollowTheirPairAcrossSnapshots() throws {
+        let first = try BackendCounterRecords().assigning([[key(80, 1), key(80, 2)], [key(443, 1)]], now: 0, quarantine: 100)
+        let second = try first.next.assigning([[key(53, 9)], [key(80, 3), key(80, 1), key(80, 2)], [key(443, 1)]],
+                                              now: 10, quarantine: 100)
+        #expect(second.records == [[3], [4, 0, 1], [2]])
+        #expect(second.reused.isEmpty)
+    }
+
+    /// A removed pair keeps its record through the quarantine (and gets it back if it returns);
+    /// after it, the record goes to another pair and is listed as reused.
+    @Test func recordsAreReusedOnlyAfterTheQuarantine() throws {
+        let a = try BackendCounterRecords().assigning([[key(80, 1), key(80, 2)]], now: 0, quarantine: 100)
+        let b = try a.next.assigning([[key(80, 1)]], now: 10, quarantine: 100)   // 80/2 leaves
+        let c = try b.next.assigning([[key(80, 1), key(80, 3)]], now: 50, quarantine: 100)
+        #expect(c.records == [[0, 2]])   // 80/3 does not get 80/2's record yet
+        #expect(c.reused.isEmpty)
+        let back = try c.next.assigning([[key(80, 1), key(80, 3), key(80, 2)]], now: 60, quarantine: 100)
+        #expect(back.records == [[0, 2, 1]])   // 80/2 back: its own record
+        let d = try c.next.assigning([[key(80, 1), key(80, 3), key(80, 4)]], now: 200, quarantine: 100)
+        #expect(d.records == [[0, 2, 1]])   // quarantine over: 80/4 takes record 1
+        #expect(d.reused == [1])
+    }
+
+    @Test func exhaustionCountsQuarantinedPairs() throws {
+        let a = try BackendCounterRecords().assigning([[key(80, 1), key(80, 2)]], now: 0, quarantine: 100, capacity: 3)
+        let b = try a.next.assigning([[key(80, 3)]], now: 10, quarantine: 100, capacity: 3)
+        #expect(b.records == [[2]])
+        do {
+            _ = try b.next.assigning([[key(80, 3), key(80, 4)]], now: 20, quarantine: 100, capacity: 3)
+            Issue.record("a fourth record handed out")
+        } catch {
+            #expect(error == .exhausted(needed: 4))
+        }
+    }
+
+    /// Hand-built snapshots: pairs beyond the records go to the overflow record, never past it.
+    @Test func overflowStaysInBounds() throws {
+        let a = BackendCounterRecords.Assignment(records: [[0, 1], [5, -1]], next: BackendCounterRecords(), reused: [])
+        let layout = BackendCounterLayout(serviceIDs: [0, 1], assignment: a, capacity: 4)
+        defer { layout.deallocate() }
+        #expect(layout.slot(serviceID: 1, backend: 0) == 4)
+        #expect(layout.slot(serviceID: 1, backend: 1) == 4)
+        #expect(layout.record(serviceID: 1, backend: 0) == nil)
+        #expect(layout.record(serviceID: 0, backend: 1) == 1)
     }
 
     @Test func theLastRecordsAreDistinct() {
@@ -194,6 +236,23 @@ func samples(_ text: String, _ name: String) -> [(String, String)] {
         #expect(c.read(backendSlot: WorkerCounters.backendSlots - 1) == BackendCounts(packets: 1, bytes: 9, newFlows: 0))
         #expect(c.read(backendSlot: WorkerCounters.backendSlots) == BackendCounts(packets: 0, bytes: 0, newFlows: 1))
         #expect(c.read(backendSlot: 0) == BackendCounts())
+    }
+
+    /// Through the config builder: a reload that adds a backend in front keeps every other
+    /// backend's record, so its counters go on.
+    @Test func reloadKeepsRecords() throws {
+        let before = try makeSnapshot()
+        let grown = metricsYAML.replacingOccurrences(of: "backends: [{ address: 198.51.100.11, port: 8080 }",
+                                                     with: "backends: [{ address: 198.51.100.10, port: 8080 }, { address: 198.51.100.11, port: 8080 }")
+        let after = try SluicedConfig.parse(yaml: grown, file: "m.yaml")
+            .makeSnapshot(portMACs: [MACAddress("02:00:00:00:00:01")!, MACAddress("02:00:00:00:00:02")!], previous: before)
+        func record(_ s: DataPlaneSnapshot, _ service: Int, _ backend: Int) -> Int? {
+            s.backendCounters.record(serviceID: Int(s.services.services[service].id), backend: backend)
+        }
+        #expect(record(after, 0, 1) == record(before, 0, 0))   // 198.51.100.11
+        #expect(record(after, 0, 2) == record(before, 0, 1))   // 198.51.100.12
+        #expect(record(after, 1, 0) == record(before, 1, 0))   // dns/v6's backend
+        #expect(record(after, 0, 0) == 3)                       // the new one: a new record
     }
 
     @Test func tooManyBackendsAreRefusedWithTheField() throws {
@@ -220,7 +279,7 @@ func samples(_ text: String, _ name: String) -> [(String, String)] {
     func sample() throws -> MetricsSample {
         let snapshot = try makeSnapshot()
         let w = WorkerCounters()
-        w.countForward(slot: snapshot.backendCounters.slot(service: 0, backend: 1), bytes: 64)
+        w.countForward(slot: snapshot.backendCounters.slot(serviceID: Int(snapshot.services.services[0].id), backend: 1), bytes: 64)
         w.count(.transmit(.forwardToBackend))
         w.countDrop(.noBackend)
         return MetricsSample(ports: [], workers: [(0, 3, w)], snapshot: snapshot,

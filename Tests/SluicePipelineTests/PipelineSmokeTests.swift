@@ -94,9 +94,9 @@ import SluiceDataPlane
         // chosen backend's record (the first SYN created the flow, then was dropped unresolved:
         // not a packet forwarded); nothing on the other backend's record.
         let chosen = backend == 0xC633_640B ? 0 : 1
-        #expect(counters.read(backendSlot: snapshot.backendCounters.slot(service: 0, backend: chosen))
+        #expect(counters.read(backendSlot: snapshot.backendCounters.slot(serviceID: Int(snapshot.services.services[0].id), backend: chosen))
                 == BackendCounts(packets: 2, bytes: 108, newFlows: 1))
-        #expect(counters.read(backendSlot: snapshot.backendCounters.slot(service: 0, backend: 1 - chosen)) == BackendCounts())
+        #expect(counters.read(backendSlot: snapshot.backendCounters.slot(serviceID: Int(snapshot.services.services[0].id), backend: 1 - chosen)) == BackendCounts())
 
         // The backend's SYN-ACK returns to the client from the VIP:80.
         let bmac = backendMAC[backend == 0xC633_640B ? 0 : 1]

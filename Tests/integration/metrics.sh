@@ -157,6 +157,35 @@ print(f"  telemetry: /sluice/services,web backend_packets {svc['backend_packets'
 PY
 echo "ok: /metrics parses, counts every connection per backend, shows drop reasons; telemetry agrees"
 
+# A reload (SIGHUP) that drops 198.51.100.11 and lists the others in another order: generation 2,
+# and the backends that stay keep their counters (records follow the backend, not its position).
+sed -i 's|      - { address: 198.51.100.11, port: 8080 }||; s|      - { address: 198.51.100.12, port: 8080 }|      - { address: 198.51.100.13, port: 8080 }\n      - { address: 198.51.100.12, port: 8080 }|2' \
+  "$LAB_DIR/sluiced.yaml"
+kill -HUP $SLUICED_PID
+wait_for_line "$LAB_DIR/sluiced.log" "reloaded .*generation 2" 10 || fail "no reload to generation 2"
+curl -sS -m 5 -o "$LAB_DIR/metrics2.txt" "$URL" || fail "GET $URL after the reload failed"
+$PY - "$LAB_DIR/metrics.txt" "$LAB_DIR/metrics2.txt" <<'PY' || fail "counters after the reload"
+import sys
+from prometheus_client.parser import text_string_to_metric_families
+def read(path):
+    out = {}
+    for f in text_string_to_metric_families(open(path).read()):
+        for s in f.samples:
+            if s.name in ("sluice_backend_packets_total", "sluice_backend_bytes_total", "sluice_backend_new_flows_total") \
+               and s.labels["service"] == "web":
+                out[(s.name, s.labels["backend"])] = s.value
+            if s.name == "sluice_snapshot_generation":
+                out["generation"] = s.value
+    return out
+before, after = read(sys.argv[1]), read(sys.argv[2])
+if after.get("generation") != 2: sys.exit(f"  generation {after.get('generation')}")
+if any(b == "198.51.100.11:8080" for (_, b) in [k for k in after if k != "generation"]): sys.exit("  .11 still listed")
+for k, v in after.items():
+    if k != "generation" and before[k] != v: sys.exit(f"  {k}: {before[k]} before the reload, {v} after")
+print(f"  after the reload: {sorted((b, v) for (n, b), v in ((k, v) for k, v in after.items() if k != 'generation') if n == 'sluice_backend_packets_total')}")
+PY
+echo "ok: SIGHUP reload: generation 2, the remaining backends' counters carried over unchanged"
+
 # Errors: unknown paths and methods, an unknown telemetry parameter.
 [ "$(curl -s -o /dev/null -w '%{http_code}' "${URL%/metrics}/nope")" = 404 ] || fail "unknown path is not 404"
 [ "$(curl -s -o /dev/null -w '%{http_code}' -X POST "$URL")" = 405 ] || fail "POST is not 405"
