@@ -55,6 +55,9 @@ public final class DataPlaneSnapshot: @unchecked Sendable {
     public let resolver: NeighborResolver
     /// Metrics: which per-worker record counts each (service, backend) pair.
     public let backendCounters: BackendCounterLayout
+    /// Every full-NAT service's source addresses: a backend's reply to one of them is a
+    /// full-NAT return (few addresses; searched only when no service matched).
+    @usableFromInline let fullNATSources: UnsafeMutableBufferPointer<IPv6Address>
 
     public init(ports: [PortContext], services: [Service], routing: Routing, hasher: FlowHasher, vxlanPort: UInt16 = 4789,
                 serviceIDs: StableIDs<ServiceIdentity> = StableIDs(),
@@ -68,6 +71,12 @@ public final class DataPlaneSnapshot: @unchecked Sendable {
         self.vxlanPort = vxlanPort
         resolver = NeighborResolver(ports: ports, wanted: DataPlaneSnapshot.wantedNeighbors(services: services, routing: routing))
         portCount = ports.count
+        var sources: [IPv6Address] = []
+        for s in services where s.mode == .fullnat {
+            for a in s.sourcePool where !sources.contains(a) { sources.append(a) }
+        }
+        fullNATSources = .allocate(capacity: sources.count)
+        _ = fullNATSources.initialize(from: sources)
         portTable = .allocate(capacity: max(1, ports.count))
         let prefixCount = ports.reduce(0) { $0 + $1.connected.count }
         prefixStorage = .allocate(capacity: max(1, prefixCount))
@@ -90,6 +99,14 @@ public final class DataPlaneSnapshot: @unchecked Sendable {
         portTable.deallocate()
         prefixStorage.deallocate()
         backendCounters.deallocate()
+        fullNATSources.deallocate()
+    }
+
+    /// True when `address` is a full-NAT source address of some service.
+    @inlinable @inline(__always)
+    public func isFullNATSource(_ address: IPv6Address) -> Bool {
+        for i in 0..<fullNATSources.count where fullNATSources[i] == address { return true }
+        return false
     }
 
     /// The port at `index` (< portCount), borrowed: no reference counting.
