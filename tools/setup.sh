@@ -10,6 +10,7 @@ packages=(
   libdpdk-dev dpdk-dev dpdk libnuma-dev pkg-config   # the data plane
   python3-scapy                                      # fixture generator, lab traffic
   iproute2 iputils-ping arping tcpdump socat procps ethtool curl  # namespace tests
+  python3-prometheus-client                          # metrics test: the Prometheus text parser
 )
 missing=()
 for p in "${packages[@]}"; do

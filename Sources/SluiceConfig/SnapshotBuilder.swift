@@ -155,8 +155,22 @@ extension SluicedConfig {
         guard let seed = FlowHashSeed(bytes: flows.hashSeed) else {
             throw ConfigError(file: file, field: "flows.hash_seed", reason: "must be 16 bytes")
         }
+        // Metrics: each (service, backend) keeps its counter record from the previous snapshot.
+        let pairs = built.map { service in
+            service.backends.map { BackendCounterRecords.Key(service: service.identity, backend: $0.identity) }
+        }
+        let backendRecords: BackendCounterRecords.Assignment
+        do {
+            backendRecords = try (previous?.backendCounters.registry ?? BackendCounterRecords())
+                .assigning(pairs, now: now, quarantine: quarantine)
+        } catch {
+            let needed = switch error { case .exhausted(let n): n }
+            throw ConfigError(file: file, field: "services",
+                              reason: "\(needed) backends in all, counting those removed less than \(quarantine) s ago; "
+                                  + "per-backend counters hold at most \(WorkerCounters.backendSlots)")
+        }
         return DataPlaneSnapshot(ports: contexts, services: built, routing: routing, hasher: FlowHasher(seed: seed),
-                                 serviceIDs: serviceIDs.next)
+                                 serviceIDs: serviceIDs.next, backendRecords: backendRecords)
     }
 
     /// CLOCK_MONOTONIC seconds: the clock of id quarantine (not the workers' TSC ticks).

@@ -66,6 +66,11 @@ public final class PipelineResources: @unchecked Sendable {
     /// How many snapshots have been published, the first one included.
     public var generation: UInt64 { published.withLock { $0.generation } }
 
+    /// The snapshot in force and its generation, read together (for metrics).
+    public var snapshotAndGeneration: (snapshot: DataPlaneSnapshot, generation: UInt64) {
+        published.withLock { ($0.snapshot, $0.generation) }
+    }
+
     /// Workers: the current snapshot, unretained. Valid until the caller's next quiescent state.
     @inlinable @inline(__always)
     func load() -> Unmanaged<DataPlaneSnapshot> {

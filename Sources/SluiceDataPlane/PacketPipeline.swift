@@ -321,7 +321,12 @@ public enum PacketPipeline {
                                event: event, stale: stale, snapshot: snapshot, context: context) {
             case .bound(let s):
                 source = s
-                counters._withUnsafeGuaranteedRef { $0.add(stale == nil ? .newFlows : .flowsRebound) }
+                // Metrics: as for dnat below.
+                let slot = snapshot.backendCounters.slot(serviceID: Int(service.id), backend: backendIndex)
+                counters._withUnsafeGuaranteedRef {
+                    $0.add(stale == nil ? .newFlows : .flowsRebound)
+                    if stale == nil { $0.countNewFlow(slot: slot) }
+                }
             case .existing(let h):
                 guard FlowBinding.service(h.value) == Int(service.id),
                       let index = service.backendIndex(id: FlowBinding.backend(h.value)) else { return .drop(.noSourcePort) }
@@ -343,7 +348,13 @@ public enum PacketPipeline {
                 ?? context.flows.insert(key, hash: hash, value: value, event: event, now: context.now)
             switch result {
             case .inserted, .replaced:
-                counters._withUnsafeGuaranteedRef { $0.add(stale == nil ? .newFlows : .flowsRebound) }
+                // Metrics: a new flow for the worker and for its (service, backend); a rebound one
+                // for the worker only (its flow was counted new when it began).
+                let slot = snapshot.backendCounters.slot(serviceID: Int(service.id), backend: backendIndex)
+                counters._withUnsafeGuaranteedRef {
+                    $0.add(stale == nil ? .newFlows : .flowsRebound)
+                    if stale == nil { $0.countNewFlow(slot: slot) }
+                }
                 insertReverse(p, frame: frame, service: service, backendIndex: backendIndex, value: value,
                               event: event, snapshot: snapshot, context: context)
             case .existing(let h):
@@ -365,9 +376,16 @@ public enum PacketPipeline {
             }
         }
         let targetPort = backend.pointee.port == 0 ? p.loadBE16(frame.l4Offset + 2) : backend.pointee.port
-        return transmitToBackend(p, length: &length, capacity: capacity, headroom: headroom, frame: frame,
-                                 service: service, backend: backend, targetPort: targetPort, hash: hash,
-                                 source: source, snapshot: snapshot, output: &output, context: &context)
+        let receivedLength = length
+        let verdict = transmitToBackend(p, length: &length, capacity: capacity, headroom: headroom, frame: frame,
+                                        service: service, backend: backend, targetPort: targetPort, hash: hash,
+                                        source: source, snapshot: snapshot, output: &output, context: &context)
+        // Metrics: a client packet leaves for its backend.
+        if verdict == .transmit(.forwardToBackend) {
+            let slot = snapshot.backendCounters.slot(serviceID: Int(service.id), backend: backendIndex)
+            counters._withUnsafeGuaranteedRef { $0.countForward(slot: slot, bytes: receivedLength) }
+        }
+        return verdict
     }
 
     @usableFromInline
@@ -505,9 +523,16 @@ public enum PacketPipeline {
         return snapshot.services.service(serviceIndex)._withUnsafeGuaranteedRef { service in
             guard let backendIndex = service.backendIndex(id: first.backend) else { return .drop(.noBackend) }
             context.counters._withUnsafeGuaranteedRef { $0.add(.fragmentsFollowed) }
-            return transmitToBackend(p, length: &length, capacity: capacity, headroom: headroom, frame: frame,
-                                     service: service, backend: service.backend(backendIndex), targetPort: 0,
-                                     hash: key, snapshot: snapshot, output: &output, context: &context)
+            let receivedLength = length
+            let verdict = transmitToBackend(p, length: &length, capacity: capacity, headroom: headroom, frame: frame,
+                                            service: service, backend: service.backend(backendIndex), targetPort: 0,
+                                            hash: key, snapshot: snapshot, output: &output, context: &context)
+            // Metrics: a later fragment leaves for its backend (as in `forward`).
+            if verdict == .transmit(.forwardToBackend) {
+                let slot = snapshot.backendCounters.slot(serviceID: Int(service.id), backend: backendIndex)
+                context.counters._withUnsafeGuaranteedRef { $0.countForward(slot: slot, bytes: receivedLength) }
+            }
+            return verdict
         }
     }
 

@@ -3,6 +3,8 @@ import SluiceConntrack
 import SluiceCore
 import SluiceDataPlane
 import SluiceDPDK
+import SluiceMetrics
+import SluiceMetricsHTTP
 
 #if canImport(Glibc)
 import Glibc
@@ -28,6 +30,9 @@ final class Daemon {
     private var pool: Mempool?
     private var ports: [Port] = []
     private var workers: [Worker] = []
+    /// What the metrics endpoint and the telemetry commands read; closed first in shutdown.
+    private var metrics: LiveMetrics?
+    private var metricsServer: MetricsHTTPServer?
 
     /// How long to wait for a link that is down at start before announcing anyway.
     static let linkWaitMilliseconds = 3_000
@@ -160,6 +165,7 @@ final class Daemon {
             try worker.launch()
             workers.append(worker)
         }
+        startMetrics(resources: resources)
         Output.line("sluiced: \(workers.count) worker(s) on lcore(s) \(config.workers.lcores.map(String.init).joined(separator: ",")), "
                     + "main lcore \(EAL.mainLcore), mode \(mode.rawValue), idle \(idle.mode.rawValue), "
                     + "tsc \(EAL.tscHz / 1_000_000) MHz")
@@ -169,6 +175,27 @@ final class Daemon {
             Log.error("flows.hash_seed is the built-in default; set a secret 32-hex-digit seed (the same on every LB host)")
         }
         Output.line("sluiced: running")
+    }
+
+    /// The DPDK telemetry commands, and the Prometheus endpoint unless `metrics.enabled` is
+    /// false. An endpoint that cannot listen is reported and left off: forwarding goes on.
+    private func startMetrics(resources: PipelineResources) {
+        let live = LiveMetrics(ports: ports, workers: workers, resources: resources)
+        metrics = live
+        for failure in Telemetry.register(sample: { live.sample() }) { Log.error(failure) }
+        guard config.metrics.enabled else { return }
+        let listen = config.metrics.listen
+        let host = switch listen.host {
+        case .v4(let a): a.description
+        case .v6(let a): a.description
+        }
+        do {
+            let server = try MetricsHTTPServer(host: host, port: Int(listen.port)) { live.sample()?.prometheusText }
+            metricsServer = server
+            Output.line("metrics: listening on \(server.url)")
+        } catch {
+            Log.error("metrics.listen: cannot listen on \(listen): \(error); the Prometheus endpoint is off")
+        }
     }
 
     /// Every worker lcore must be one the EAL runs, and none may be the main lcore (which runs
@@ -290,6 +317,7 @@ final class Daemon {
             try config.checkLiveChange(to: next, file: configPath)
             let snapshot = try next.makeSnapshot(portMACs: ports.map(\.mac), file: configPath, previous: resources.snapshot)
             for (address, mac) in next.neighbors { resources.neighbors.learn(address.mapped, mac: mac, now: 0) }
+            metrics?.willPublish(snapshot)
             let generation = resources.publish(snapshot)
             config = next
             Output.line("sluiced: reloaded \(configPath): generation \(generation), \(snapshot.services.count) service(s)")
@@ -303,6 +331,9 @@ final class Daemon {
     /// Stops and joins the workers, reports, closes ports, frees the pool, cleans up the EAL.
     /// Safe to call after a partial start. Returns true when a worker reported failure.
     private func shutdown(reason: String) -> Bool {
+        // Metrics first: no sample may read a port or a worker being torn down.
+        metricsServer?.stop()
+        metrics?.close()
         stop.request()
         var failed = false
         for worker in workers {

@@ -262,3 +262,35 @@ SL_ALWAYS_INLINE void sl_rcu_quiescent(struct rte_rcu_qsbr *v, unsigned int id) 
 /** Reader going to sleep (writers stop waiting for it) / waking (it reads afresh after this). */
 SL_ALWAYS_INLINE void sl_rcu_offline(struct rte_rcu_qsbr *v, unsigned int id) { rte_rcu_qsbr_thread_offline(v, id); }
 SL_ALWAYS_INLINE void sl_rcu_online(struct rte_rcu_qsbr *v, unsigned int id) { rte_rcu_qsbr_thread_online(v, id); }
+
+/* Telemetry (out of line, cdpdk.c): commands of Sluice's own on the EAL's telemetry socket
+ * (`/var/run/dpdk/<file-prefix>/dpdk_telemetry.v2`), answered on DPDK's telemetry thread. */
+struct rte_tel_data;
+
+/** Fills `data` for one request of `command`; `params` is the text after the comma, NULL when
+ *  there is none. Returns 0, or a negative errno value (the client then reads `null`). */
+typedef int (*sl_telemetry_handler)(void *context, const char *command, const char *params,
+                                    struct rte_tel_data *data);
+
+/** Commands `sl_telemetry_register` can hold. */
+#define SL_TELEMETRY_MAX_COMMANDS 8
+
+/** Registers `command` (rte_telemetry_register_cmd) to call `handler(context, …)`. Call from
+ *  the main lcore before the command can be requested; commands cannot be unregistered, so
+ *  `context` must stay valid for the life of the process. 0, -ENOSPC when the table is full,
+ *  -EINVAL for a name DPDK refuses, or rte_telemetry_register_cmd's error. */
+int sl_telemetry_register(const char *command, const char *help, sl_telemetry_handler handler, void *context);
+
+/* Building a reply (rte_tel_data_*): each returns 0 or a negative errno value. */
+int sl_tel_start_dict(struct rte_tel_data *d);
+int sl_tel_start_u64_array(struct rte_tel_data *d);
+int sl_tel_start_string_array(struct rte_tel_data *d);
+int sl_tel_add_dict_u64(struct rte_tel_data *d, const char *name, uint64_t value);
+int sl_tel_add_dict_string(struct rte_tel_data *d, const char *name, const char *value);
+int sl_tel_add_array_u64(struct rte_tel_data *d, uint64_t value);
+int sl_tel_add_array_string(struct rte_tel_data *d, const char *value);
+/** A container for one array nested in a dict; NULL when out of memory. */
+struct rte_tel_data *sl_tel_alloc(void);
+/** Adds `child` (an array) under `name`; the library frees it after the reply is sent. On
+ *  failure `child` is freed here. */
+int sl_tel_add_dict_array(struct rte_tel_data *d, const char *name, struct rte_tel_data *child);
