@@ -1,0 +1,395 @@
+#!/usr/bin/env bash
+# The kernel alternative, same machine, same run: real HTTP through a load balancer in network
+# namespaces, once with Linux nftables DNAT (what kube-proxy's nftables mode programs) and once
+# with `sluiced`, over the very same veths, measured with wrk against nginx backends.
+#
+#   client ns (wrk)  192.0.2.1 ──veth── LB ns ──veth── backends ns (bridge) ── b1, b2, b3 ns
+#                                        │                                     nginx :8080,
+#                                        │                                     198.51.100.11..13,
+#                                        │                                     default route via
+#                                        │                                     the LB (198.51.100.1)
+#       nft:     the LB ns owns 192.0.2.2 and the VIP 192.0.2.10, forwards, and DNATs VIP:80 with
+#                `numgen random mod 3 vmap { … : goto endpoint }` → `dnat to backend:8080`
+#                (kube-proxy's nftables layout: service-ips map → service chain → endpoint
+#                chains), conntrack doing the return path;
+#       sluiced: the LB ns has no addresses and no forwarding; `sluiced` (release build, dnat
+#                mode, 3 backends of weight 1) runs in it on net_af_packet over the same two
+#                veth ends, worker on lcore 1.
+# The lab is tools/lib/lb-lab.sh (LB_ROUTER_NS puts the LB's veth ends in their own namespace,
+# LB_HTTP=nginx runs nginx in the backends). It is built once; each round switches the LB ns
+# from one configuration to the other (addresses, forwarding, ruleset and conntrack flushed;
+# neighbour caches flushed in the client and backends), so both see identical links.
+#
+# Per configuration and round, two wrk runs from the client ns to http://192.0.2.10/:
+#   keep-alive: `wrk -t1 -c$CONNS -d${DURATION}s --latency`                 → requests/s
+#   close:      the same with `-H "Connection: close"`: every request is a new TCP connection
+#               (handshake, request, FIN both ways) through the LB         → connections/s
+# ROUNDS interleaved rounds (the order of the configurations alternates), medians reported;
+# p50/p99 latency from wrk --latency; per-backend spread from the nginx access logs (flushed
+# with SIGUSR1 around every run); CPU shares from /proc/stat deltas over each run.
+#
+# CPU placement (2 vCPUs): everything that is not the load balancer runs on CPU $HOST_CPU (wrk
+# and nginx by taskset; the client's and backends' receive processing by RPS on their veths),
+# the load balancer gets CPU $LB_CPU: sluiced's worker lcore, and for both configurations the
+# receive processing of the LB ns's two veth ends (RPS mask) — for nft that is all of its work
+# (conntrack, NAT, forwarding run in that softirq), for sluiced it is the kernel's af_packet
+# copy into the socket's ring. sluiced's main lcore is $HOST_CPU (idle after start).
+#
+# Usage: bench/kernel-vs-sluiced.sh [--no-build]      (root; about 3 minutes)
+#        ROUNDS=3 DURATION=10 CONNS=32 SLUICED_IDLE=poll SCRATCH=.build-kernelbench
+#        RESULTS=bench/results/kernel-vs-sluiced.md JSON=bench/results/kernel-vs-sluiced.json
+# Reported, never asserted: the script fails only when a configuration does not carry HTTP.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. bench/lib.sh
+. tools/lib/netns.sh
+. tools/lib/lb-lab.sh
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10}
+CONNS=${CONNS:-32}
+SLUICED_IDLE=${SLUICED_IDLE:-poll}
+SCRATCH=${SCRATCH:-.build-kernelbench}
+RESULTS=${RESULTS:-bench/results/kernel-vs-sluiced.md}
+JSON=${JSON:-bench/results/kernel-vs-sluiced.json}
+SLUICED="$SCRATCH/release/sluiced"
+HOST_CPU=0
+LB_CPU=1
+PYTHON=/usr/bin/python3
+VIP=192.0.2.10
+STARTED=$(date +%s)
+
+if [ "${1:-}" != "--no-build" ]; then
+  swift build -c release --scratch-path "$SCRATCH" --product sluiced 2>&1 | grep -E "error|Build" | tail -2
+fi
+[ -x "$SLUICED" ] || { echo "FAIL: $SLUICED not built"; exit 1; }
+[ "$(id -u)" -eq 0 ] || { echo "FAIL: run as root (namespaces, nftables, DPDK)"; exit 1; }
+[ "$(nproc)" -ge 2 ] || { echo "FAIL: needs 2 CPUs (LB on CPU $LB_CPU, the rest on CPU $HOST_CPU)"; exit 1; }
+for tool in wrk nginx nft conntrack taskset curl; do
+  command -v "$tool" >/dev/null || { echo "FAIL: $tool not found (tools/setup.sh installs it)"; exit 1; }
+done
+bench_environment
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+
+P="slkb$$"
+PREFIX="slkb$$"
+lab_init slkb
+# lab_cleanup ends the processes, links and namespaces; sluiced's DPDK runtime directory too.
+trap 'rc=$?; set +e; rm -rf /var/run/dpdk/"$PREFIX" 2>/dev/null; (exit $rc); lab_cleanup' EXIT
+LB_NS="$P-lb"
+LB_ROUTER_NS="$LB_NS" LB_HTTP=nginx LB_HTTP_CPUS=$HOST_CPU lb_lab_up "$P"
+in_lb() { ip netns exec "$LB_NS" "$@"; }
+in_client() { ip netns exec "$LB_CLIENT_NS" "$@"; }
+for i in 1 2 3; do
+  [ -s "$LAB_DIR/nginx$i/nginx.pid" ] || { echo "FAIL: nginx b$i did not start"; cat "$LAB_DIR/http$i.log"; exit 1; }
+done
+
+# Receive processing: RPS on every veth end (one RX queue each).
+rps() { ip netns exec "$1" sh -c "echo $3 >/sys/class/net/$2/queues/rx-0/rps_cpus"; }
+HOST_MASK=$(printf '%x' $((1 << HOST_CPU)))
+LB_MASK=$(printf '%x' $((1 << LB_CPU)))
+rps "$LB_CLIENT_NS" "${P}c1" "$HOST_MASK"
+rps "$LB_NS" "$LB_PORT0" "$LB_MASK"
+rps "$LB_NS" "$LB_PORT1" "$LB_MASK"
+rps "$LB_BK_NS" "${P}b1" "$HOST_MASK"
+for i in 1 2 3; do
+  rps "$LB_BK_NS" "bk$i" "$HOST_MASK"
+  rps "$P-b$i" eth0 "$HOST_MASK"
+done
+# Many short connections: let the client use the whole port range.
+in_client sysctl -qw net.ipv4.ip_local_port_range="1024 65535"
+
+# --- the two load balancers -------------------------------------------------------------------
+cat >"$LAB_DIR/lb.nft" <<NFT
+# kube-proxy nftables mode, reduced to one service: VIP . proto . port → service chain →
+# random endpoint → DNAT. No masquerade: the LB is the backends' gateway (as sluiced's dnat).
+table ip slbench {
+  map service-ips {
+    type ipv4_addr . inet_proto . inet_service : verdict
+    elements = { $VIP . tcp . 80 : goto svc-web }
+  }
+  chain prerouting {
+    type nat hook prerouting priority dstnat; policy accept;
+    ip daddr . meta l4proto . th dport vmap @service-ips
+  }
+  chain svc-web {
+    numgen random mod 3 vmap { 0 : goto ep-b1, 1 : goto ep-b2, 2 : goto ep-b3 }
+  }
+  chain ep-b1 {
+    meta l4proto tcp dnat to 198.51.100.11:8080
+  }
+  chain ep-b2 {
+    meta l4proto tcp dnat to 198.51.100.12:8080
+  }
+  chain ep-b3 {
+    meta l4proto tcp dnat to 198.51.100.13:8080
+  }
+}
+NFT
+LB_PMD=net_af_packet LB_IDLE="{ mode: $SLUICED_IDLE }" LB_FLOW_CAPACITY=1048576 lb_config "$PREFIX" '
+services:
+  - name: web
+    vip: 192.0.2.10
+    protocol: tcp
+    port: 80
+    backends:
+      - { address: 198.51.100.11, port: 8080 }
+      - { address: 198.51.100.12, port: 8080 }
+      - { address: 198.51.100.13, port: 8080 }'
+
+flush_neighbours() {
+  for ns in "$LB_CLIENT_NS" "$P-b1" "$P-b2" "$P-b3"; do ip -n "$ns" neigh flush all; done
+}
+# probe: the VIP answers HTTP (retries while neighbours are resolved).
+probe() {
+  local ok=0
+  for _ in $(seq 40); do
+    if in_client curl -sS -m 1 -o /dev/null "http://$VIP/" 2>/dev/null; then
+      ok=$((ok + 1)); [ $ok -ge 3 ] && return 0
+    else
+      sleep 0.1
+    fi
+  done
+  return 1
+}
+nft_up() {
+  in_lb ip addr add 192.0.2.2/24 dev "$LB_PORT0"
+  in_lb ip addr add "$VIP/32" dev "$LB_PORT0"
+  in_lb ip addr add 198.51.100.1/24 dev "$LB_PORT1"
+  in_lb sysctl -qw net.ipv4.ip_forward=1
+  in_lb nft -f "$LAB_DIR/lb.nft"
+  in_lb conntrack -F 2>/dev/null || true
+  flush_neighbours
+  probe || { echo "FAIL: no HTTP through nftables"; exit 1; }
+}
+nft_down() {
+  CT_COUNT=$(in_lb cat /proc/sys/net/netfilter/nf_conntrack_count)
+  CT_DROPS=$(in_lb conntrack -S 2>/dev/null | awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^(drop|insert_failed|early_drop)=/) { split($i, kv, "="); s += kv[2] } } END { print s + 0 }')
+  in_lb nft delete table ip slbench
+  in_lb sysctl -qw net.ipv4.ip_forward=0
+  in_lb ip addr flush dev "$LB_PORT0"
+  in_lb ip addr flush dev "$LB_PORT1"
+  in_lb conntrack -F 2>/dev/null || true
+}
+sluiced_up() {
+  SLUICED_LOG="$LAB_DIR/sluiced-$1.log"
+  flush_neighbours
+  ip netns exec "$LB_NS" "$SLUICED" --config "$LAB_DIR/sluiced.yaml" >"$SLUICED_LOG" 2>&1 &
+  SLUICED_PID=$!
+  lab_bg $SLUICED_PID
+  wait_for_line "$SLUICED_LOG" "sluiced: running" 30 || { echo "FAIL: sluiced did not start"; tail -20 "$SLUICED_LOG"; exit 1; }
+  probe || { echo "FAIL: no HTTP through sluiced"; tail -20 "$SLUICED_LOG"; exit 1; }
+}
+sluiced_down() {
+  kill -INT "$SLUICED_PID"
+  wait "$SLUICED_PID" || { echo "FAIL: sluiced exited $? on SIGINT"; tail -20 "$SLUICED_LOG"; exit 1; }
+  rm -rf /var/run/dpdk/"$PREFIX" 2>/dev/null || true
+}
+
+# --- one measured run -------------------------------------------------------------------------
+# access_counts: "b1 b2 b3" requests logged so far (buffers flushed first by SIGUSR1: reopen).
+access_counts() {
+  local i
+  for i in 1 2 3; do kill -USR1 "$(cat "$LAB_DIR/nginx$i/nginx.pid")"; done
+  sleep 0.3
+  for i in 1 2 3; do printf '%s ' "$(wc -l <"$LAB_DIR/nginx$i/access.log")"; done
+}
+cpu_sample() { awk '$1 == "cpu'$HOST_CPU'" || $1 == "cpu'$LB_CPU'" { print }' /proc/stat; }
+# run_wrk CONFIG TEST ROUND: appends one line to runs.tsv.
+run_wrk() {
+  local config=$1 test=$2 round=$3 out="$LAB_DIR/$1-$2-$3.wrk" header=()
+  [ "$test" = close ] && header=(-H "Connection: close")
+  local before cpu_before cpu_after after
+  before=$(access_counts)
+  cpu_before=$(cpu_sample)
+  in_client taskset -c "$HOST_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "${header[@]}" "http://$VIP/" >"$out"
+  cpu_after=$(cpu_sample)
+  after=$(access_counts)
+  "$PYTHON" - "$config" "$test" "$round" "$out" "$before" "$after" "$cpu_before" "$cpu_after" \
+    "$HOST_CPU" "$LB_CPU" >>"$LAB_DIR/runs.jsonl" <<'PY'
+import json, re, sys
+config, test, rnd, path, before, after, cpu_b, cpu_a, host_cpu, lb_cpu = sys.argv[1:]
+text = open(path).read()
+def ms(v):
+    m = re.match(r"([\d.]+)(us|ms|s)$", v)
+    return float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)]
+lat = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)$", text, re.M))
+errors = {k: int(v) for k, v in re.findall(r"(connect|read|write|timeout) (\d+)", text)}
+non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+total = re.search(r"(\d+) requests in ([\d.]+)(s|m)", text)
+def cpu(lines):
+    out = {}
+    for line in lines.splitlines():
+        f = line.split()
+        v = list(map(int, f[1:9]))  # user nice system idle iowait irq softirq steal
+        out[f[0]] = v
+    return out
+b, a = cpu(cpu_b), cpu(cpu_a)
+shares = {}
+for name in sorted(a):
+    d = [x - y for x, y in zip(a[name], b[name])]
+    tot = sum(d) or 1
+    shares[name] = {"busy": round(100 * (tot - d[3] - d[4]) / tot, 1),
+                    "user": round(100 * (d[0] + d[1]) / tot, 1),
+                    "system": round(100 * d[2] / tot, 1),
+                    "softirq": round(100 * (d[5] + d[6]) / tot, 1),
+                    "steal": round(100 * d[7] / tot, 1)}
+per_backend = [int(y) - int(x) for x, y in zip(before.split(), after.split())]
+print(json.dumps({
+    "config": config, "test": test, "round": int(rnd),
+    "requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1)),
+    "requests": int(total.group(1)) if total else None,
+    "p50_ms": ms(lat["50"]), "p99_ms": ms(lat["99"]),
+    "socket_errors": errors, "non_2xx": int(non2xx.group(1)) if non2xx else 0,
+    "per_backend": per_backend, "cpu": shares,
+}))
+PY
+  tail -1 "$LAB_DIR/runs.jsonl" | "$PYTHON" -c 'import json, sys; r = json.load(sys.stdin); print("  {config:8} {test:10} round {round}: {requests_per_s:>9.0f}/s  p50 {p50_ms:.2f} ms  p99 {p99_ms:.2f} ms  backends {per_backend}  errors {socket_errors}".format(**r))'
+}
+
+: >"$LAB_DIR/runs.jsonl"
+: >"$LAB_DIR/checks.txt"
+echo "kernel-vs-sluiced: $ROUNDS rounds × (nft, sluiced) × (keep-alive, close), ${DURATION} s each, $CONNS connections"
+for round in $(seq "$ROUNDS"); do
+  order="nft sluiced"
+  [ $((round % 2)) -eq 0 ] && order="sluiced nft"
+  for config in $order; do
+    if [ "$config" = nft ]; then
+      nft_up
+      run_wrk nft keepalive "$round"
+      run_wrk nft close "$round"
+      nft_down
+      echo "nft round $round: conntrack entries at the end $CT_COUNT, conntrack drops/insert_failed/early_drop $CT_DROPS" >>"$LAB_DIR/checks.txt"
+    else
+      sluiced_up "$round"
+      run_wrk sluiced keepalive "$round"
+      run_wrk sluiced close "$round"
+      sluiced_down
+      echo "sluiced round $round: new_flows $(counter "$SLUICED_LOG" new_flows), forward_to_backend $(counter "$SLUICED_LOG" forward_to_backend), return_to_client $(counter "$SLUICED_LOG" return_to_client), drops $(drops "$SLUICED_LOG"), $(grep -o 'busy [0-9.]*%' "$SLUICED_LOG" | tail -1) of the worker's polls" >>"$LAB_DIR/checks.txt"
+      grep "^port lan" "$SLUICED_LOG" | grep stats | sed "s/^/  sluiced round $round: /" >>"$LAB_DIR/checks.txt"
+    fi
+  done
+done
+ELAPSED=$(($(date +%s) - STARTED))
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+SLUICED_BUILT=$(date -u -r "$SLUICED" '+%Y-%m-%d %H:%M UTC')
+cat "$LAB_DIR/checks.txt"
+
+# --- report ------------------------------------------------------------------------------------
+export CPU DPDK_VERSION SWIFT_VERSION COMMIT DIRTY LOAD_BEFORE LOAD_AFTER ELAPSED SLUICED_BUILT \
+  ROUNDS DURATION CONNS SLUICED_IDLE HOST_CPU LB_CPU
+KERNEL=$(uname -r) NGINX_VERSION=$(nginx -v 2>&1 | sed 's/.*nginx\///') \
+WRK_VERSION=$(dpkg-query -W -f='${Version}' wrk 2>/dev/null || echo unknown) \
+NFT_VERSION=$(nft -v | awk '{ print $2 }') \
+CPU_FLAGS=$(lscpu 2>/dev/null | awk -F': *' '/^Hypervisor vendor/ { print "virtual machine (" $2 ")" }') \
+"$PYTHON" - "$LAB_DIR/runs.jsonl" "$LAB_DIR/checks.txt" "$RESULTS" "$JSON" <<'PY'
+import json, os, statistics, sys, datetime
+runs_path, checks_path, md_path, json_path = sys.argv[1:]
+runs = [json.loads(l) for l in open(runs_path)]
+checks = open(checks_path).read().strip().splitlines()
+E = os.environ
+host, lb = f"cpu{E['HOST_CPU']}", f"cpu{E['LB_CPU']}"
+def med(xs): return statistics.median(xs)
+summary = {}
+for config in ("nft", "sluiced"):
+    for test in ("keepalive", "close"):
+        rs = [r for r in runs if r["config"] == config and r["test"] == test]
+        pb = [sum(r["per_backend"][i] for r in rs) for i in range(3)]
+        summary[f"{config}/{test}"] = {
+            "rate_per_s": round(med([r["requests_per_s"] for r in rs]), 1),
+            "every_round": [round(r["requests_per_s"]) for r in rs],
+            "p50_ms": round(med([r["p50_ms"] for r in rs]), 3),
+            "p99_ms": round(med([r["p99_ms"] for r in rs]), 3),
+            "socket_errors": sum(sum(r["socket_errors"].values()) for r in rs),
+            "non_2xx": sum(r["non_2xx"] for r in rs),
+            "per_backend_requests": pb,
+            "per_backend_share_pct": [round(100 * x / (sum(pb) or 1), 1) for x in pb],
+            "cpu_busy_pct": {c: round(med([r["cpu"][c]["busy"] for r in rs]), 1) for c in (host, lb)},
+            "cpu_softirq_pct": {c: round(med([r["cpu"][c]["softirq"] for r in rs]), 1) for c in (host, lb)},
+            "cpu_user_pct": {c: round(med([r["cpu"][c]["user"] for r in rs]), 1) for c in (host, lb)},
+            "cpu_steal_pct": {c: round(med([r["cpu"][c]["steal"] for r in rs]), 1) for c in (host, lb)},
+        }
+ratio = {t: round(summary[f"sluiced/{t}"]["rate_per_s"] / summary[f"nft/{t}"]["rate_per_s"], 2)
+         for t in ("keepalive", "close")}
+date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
+command = "bench/kernel-vs-sluiced.sh"
+environment = {
+    "date": date, "commit": E["COMMIT"] + E["DIRTY"], "sluiced_built": E["SLUICED_BUILT"],
+    "cpu": E["CPU"], "cpus": os.cpu_count(), "kernel": E["KERNEL"], "dpdk": E["DPDK_VERSION"],
+    "swift": E["SWIFT_VERSION"], "nginx": E["NGINX_VERSION"], "wrk": E["WRK_VERSION"],
+    "nftables": E["NFT_VERSION"], "virtualisation": E.get("CPU_FLAGS") or "unknown",
+    "load_before": E["LOAD_BEFORE"], "load_after": E["LOAD_AFTER"], "elapsed_s": int(E["ELAPSED"]),
+}
+params = {"rounds": int(E["ROUNDS"]), "duration_s": int(E["DURATION"]), "connections": int(E["CONNS"]),
+          "wrk_threads": 1, "sluiced_pmd": "net_af_packet", "sluiced_idle": E["SLUICED_IDLE"],
+          "host_cpu": int(E["HOST_CPU"]), "lb_cpu": int(E["LB_CPU"]), "backends": 3}
+json.dump({"command": command, "environment": environment, "parameters": params,
+           "summary": summary, "sluiced_over_nft": ratio, "runs": runs, "checks": checks},
+          open(json_path, "w"), indent=1)
+
+S = summary
+def row(label, test, what):
+    n, s = S[f"nft/{test}"], S[f"sluiced/{test}"]
+    return (f"| {label} | {what} | **{n['rate_per_s']:.0f}** | **{s['rate_per_s']:.0f}** | **{ratio[test]:.2f}** | "
+            f"{n['p50_ms']:.2f} / {n['p99_ms']:.2f} | {s['p50_ms']:.2f} / {s['p99_ms']:.2f} | "
+            f"{' / '.join(map(str, n['every_round']))} | {' / '.join(map(str, s['every_round']))} |")
+def cpu_row(config, test):
+    x = S[f"{config}/{test}"]
+    return (f"| {config} | {test} | {x['cpu_busy_pct'][host]:.0f}% ({x['cpu_softirq_pct'][host]:.0f}% softirq) | "
+            f"{x['cpu_busy_pct'][lb]:.0f}% ({x['cpu_user_pct'][lb]:.0f}% user, {x['cpu_softirq_pct'][lb]:.0f}% softirq) | "
+            f"{x['cpu_steal_pct'][host]:.0f}% / {x['cpu_steal_pct'][lb]:.0f}% |")
+def spread_row(config, test):
+    x = S[f"{config}/{test}"]
+    return (f"| {config} | {test} | {' / '.join(map(str, x['per_backend_requests']))} | "
+            f"{' / '.join(f'{v:.1f}' for v in x['per_backend_share_pct'])} | {x['socket_errors']} | {x['non_2xx']} |")
+md = f"""# The kernel alternative: nftables DNAT vs sluiced, HTTP through the same veths
+
+Measured by `{command}` on {date} at commit `{environment['commit']}` (sluiced built {environment['sluiced_built']}),
+{params['rounds']} interleaved rounds × 2 configurations × 2 tests, {params['duration_s']} s per wrk run, {environment['elapsed_s']} s in all.
+CPU: {environment['cpu']}, {environment['cpus']} vCPUs, {environment['virtualisation']}; kernel {environment['kernel']};
+DPDK {environment['dpdk']} (Debian); {environment['swift']}; nginx {environment['nginx']}, wrk {environment['wrk']}, nftables {environment['nftables']}.
+Load average before / after: {environment['load_before']} / {environment['load_after']}.
+
+| test | what | nft (median) | sluiced (median) | sluiced ÷ nft | nft p50 / p99 ms | sluiced p50 / p99 ms | nft, every round | sluiced, every round |
+|---|---|---:|---:|---:|---|---|---|---|
+{row("keep-alive", "keepalive", f"requests/s, {params['connections']} connections kept open")}
+{row("close", "close", f"connections/s (`Connection: close`, one request per TCP connection)")}
+
+- **nft**: Linux nftables DNAT in the LB namespace, kube-proxy's nftables layout
+  (`ip daddr . meta l4proto . th dport vmap @service-ips` → `numgen random mod 3 vmap` →
+  `dnat to 198.51.100.1x:8080`), conntrack, the LB namespace as the backends' gateway.
+- **sluiced**: release build, `dnat` mode, Maglev over the same 3 backends (weight 1), one worker
+  on lcore {params['lb_cpu']} (idle mode `{params['sluiced_idle']}`), **net_af_packet** on the same two veth ends
+  (net_af_xdp does not start here: see below).
+- Latency is wrk's per-request latency (`--latency`), the median over rounds of each round's p50 / p99.
+
+CPU placement and shares (median over rounds of /proc/stat deltas during each wrk run). CPU {params['host_cpu']}
+carries wrk, the three nginx workers and the receive processing of the client's and backends'
+veths (taskset and RPS); CPU {params['lb_cpu']} carries the load balancer: the receive processing of the LB
+namespace's two veth ends (RPS) and, for sluiced, its worker.
+
+| config | test | CPU {params['host_cpu']} busy (client + backends) | CPU {params['lb_cpu']} busy (load balancer) | steal CPU {params['host_cpu']} / {params['lb_cpu']} |
+|---|---|---|---|---|
+{cpu_row("nft", "keepalive")}
+{cpu_row("sluiced", "keepalive")}
+{cpu_row("nft", "close")}
+{cpu_row("sluiced", "close")}
+
+Per-backend spread, from the nginx access logs (all rounds together):
+
+| config | test | requests b1 / b2 / b3 | share % | wrk socket errors | non-2xx |
+|---|---|---|---|---:|---:|
+{spread_row("nft", "keepalive")}
+{spread_row("sluiced", "keepalive")}
+{spread_row("nft", "close")}
+{spread_row("sluiced", "close")}
+
+With keep-alive, only {params['connections']} connections are balanced (each keeps its backend), so the
+request spread follows where those few connections landed; with `Connection: close` every
+request is a new balancing decision.
+
+Checks (per round; sluiced's final counters, nft's conntrack statistics):
+""" + "\n".join(f"- {c.strip()}" for c in checks) + "\n"
+open(md_path, "w").write(md)
+print(md)
+PY
+echo "results: $RESULTS, $JSON (${ELAPSED} s)"
