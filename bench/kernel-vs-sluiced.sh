@@ -37,6 +37,7 @@
 #
 # Usage: bench/kernel-vs-sluiced.sh [--no-build]      (root; about 3 minutes)
 #        ROUNDS=3 DURATION=10 CONNS=32 SLUICED_IDLE=poll SCRATCH=.build-kernelbench
+#        CONFIGS="nft sluiced-af_packet sluiced-af_xdp" (nft must be among them: the reference)
 #        RESULTS=bench/results/kernel-vs-sluiced.md JSON=bench/results/kernel-vs-sluiced.json
 # Reported, never asserted: the script fails only when a configuration does not carry HTTP.
 set -euo pipefail
@@ -48,6 +49,8 @@ ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10}
 CONNS=${CONNS:-32}
 SLUICED_IDLE=${SLUICED_IDLE:-poll}
+SLUICED_TX_DRAIN_US=${SLUICED_TX_DRAIN_US:-100}
+CONFIGS=${CONFIGS:-nft sluiced-af_packet sluiced-af_xdp}
 SCRATCH=${SCRATCH:-.build-kernelbench}
 RESULTS=${RESULTS:-bench/results/kernel-vs-sluiced.md}
 JSON=${JSON:-bench/results/kernel-vs-sluiced.json}
@@ -125,7 +128,7 @@ table ip slbench {
   }
 }
 NFT
-LB_PMD=net_af_packet LB_IDLE="{ mode: $SLUICED_IDLE }" LB_FLOW_CAPACITY=1048576 lb_config "$PREFIX" '
+SERVICES='
 services:
   - name: web
     vip: 192.0.2.10
@@ -135,6 +138,14 @@ services:
       - { address: 198.51.100.11, port: 8080 }
       - { address: 198.51.100.12, port: 8080 }
       - { address: 198.51.100.13, port: 8080 }'
+# net_af_xdp's receive queues take their fill-ring frames from the pool when they are set up:
+# 4095 mbufs (the tests' default) leave the second port none. Both PMDs get the same pool.
+for pmd in af_packet af_xdp; do
+  LB_PMD=net_$pmd LB_IDLE="{ mode: $SLUICED_IDLE }" LB_TX_DRAIN_US=$SLUICED_TX_DRAIN_US \
+    LB_FLOW_CAPACITY=1048576 LB_MBUFS=16383 \
+    lb_config "$PREFIX" "$SERVICES"
+  mv "$LAB_DIR/sluiced.yaml" "$LAB_DIR/sluiced-$pmd.yaml"
+done
 
 flush_neighbours() {
   for ns in "$LB_CLIENT_NS" "$P-b1" "$P-b2" "$P-b3"; do ip -n "$ns" neigh flush all; done
@@ -170,19 +181,25 @@ nft_down() {
   in_lb ip addr flush dev "$LB_PORT1"
   in_lb conntrack -F 2>/dev/null || true
 }
+# sluiced_up PMD ROUND
 sluiced_up() {
-  SLUICED_LOG="$LAB_DIR/sluiced-$1.log"
+  SLUICED_LOG="$LAB_DIR/sluiced-$1-$2.log"
   flush_neighbours
-  ip netns exec "$LB_NS" "$SLUICED" --config "$LAB_DIR/sluiced.yaml" >"$SLUICED_LOG" 2>&1 &
+  ip netns exec "$LB_NS" "$SLUICED" --config "$LAB_DIR/sluiced-$1.yaml" >"$SLUICED_LOG" 2>&1 &
   SLUICED_PID=$!
   lab_bg $SLUICED_PID
   wait_for_line "$SLUICED_LOG" "sluiced: running" 30 || { echo "FAIL: sluiced did not start"; tail -20 "$SLUICED_LOG"; exit 1; }
   probe || { echo "FAIL: no HTTP through sluiced"; tail -20 "$SLUICED_LOG"; exit 1; }
 }
 sluiced_down() {
+  # The worker thread's CPU time so far (it spins in poll mode: all the core it was given).
+  SLUICED_RUN_NS=$(worker_schedstat "$SLUICED_PID" | cut -d' ' -f1)
   kill -INT "$SLUICED_PID"
   wait "$SLUICED_PID" || { echo "FAIL: sluiced exited $? on SIGINT"; tail -20 "$SLUICED_LOG"; exit 1; }
   rm -rf /var/run/dpdk/"$PREFIX" 2>/dev/null || true
+  # net_af_xdp detaches its XDP program on close; make sure nothing is left for the next config.
+  in_lb ip link set dev "$LB_PORT0" xdp off 2>/dev/null || true
+  in_lb ip link set dev "$LB_PORT1" xdp off 2>/dev/null || true
 }
 
 # --- one measured run -------------------------------------------------------------------------
@@ -228,7 +245,8 @@ shares = {}
 for name in sorted(a):
     d = [x - y for x, y in zip(a[name], b[name])]
     tot = sum(d) or 1
-    shares[name] = {"busy": round(100 * (tot - d[3] - d[4]) / tot, 1),
+    shares[name] = {"ticks": tot, "softirq_ticks": d[5] + d[6],
+                    "busy": round(100 * (tot - d[3] - d[4]) / tot, 1),
                     "user": round(100 * (d[0] + d[1]) / tot, 1),
                     "system": round(100 * d[2] / tot, 1),
                     "softirq": round(100 * (d[5] + d[6]) / tot, 1),
@@ -246,27 +264,65 @@ PY
   tail -1 "$LAB_DIR/runs.jsonl" | "$PYTHON" -c 'import json, sys; r = json.load(sys.stdin); print("  {config:8} {test:10} round {round}: {requests_per_s:>9.0f}/s  p50 {p50_ms:.2f} ms  p99 {p99_ms:.2f} ms  backends {per_backend}  errors {socket_errors}".format(**r))'
 }
 
+# attach_worker_counters: adds sluiced's worker busy time to the last run's line. busy_cycles /
+# total_cycles is the share of the worker loop's wall-clock time spent in polls that found
+# packets (their transmits' syscalls included); on a shared core the thread is also preempted,
+# and wall-clock cycles count that too. So the busy CPU time is taken as that share of the CPU
+# time the thread actually ran (schedstat): preemptions hit busy and idle polls alike.
+attach_worker_counters() {
+  local busy total mhz rx
+  busy=$(counter "$SLUICED_LOG" busy_cycles)
+  total=$(counter "$SLUICED_LOG" total_cycles)
+  rx=$(counter "$SLUICED_LOG" rx_packets)
+  mhz=$(tsc_mhz "$SLUICED_LOG")
+  "$PYTHON" - "$LAB_DIR/runs.jsonl" "$busy" "$total" "$mhz" "$rx" "$SLUICED_RUN_NS" <<'PY'
+import json, sys
+path = sys.argv[1]
+busy, total, mhz, rx, run_ns = map(int, sys.argv[2:])
+lines = open(path).read().splitlines()
+r = json.loads(lines[-1])
+wall = total / (mhz * 1e6)
+r["worker_wall_s"] = round(wall, 3)
+r["worker_ran_s"] = round(run_ns / 1e9, 3)
+r["worker_busy_share"] = round(busy / total, 4) if total else 0
+r["worker_busy_s"] = round(r["worker_busy_share"] * run_ns / 1e9, 4)
+r["worker_rx_packets"] = rx
+r["worker_busy_cycles_per_packet"] = round(r["worker_busy_s"] * mhz * 1e6 / rx) if rx else None
+lines[-1] = json.dumps(r)
+open(path, "w").write("\n".join(lines) + "\n")
+PY
+}
+
 : >"$LAB_DIR/runs.jsonl"
 : >"$LAB_DIR/checks.txt"
-echo "kernel-vs-sluiced: $ROUNDS rounds × (nft, sluiced) × (keep-alive, close), ${DURATION} s each, $CONNS connections"
+read -r -a CONFIG_LIST <<<"$CONFIGS"
+echo "kernel-vs-sluiced: $ROUNDS rounds × ($CONFIGS) × (keep-alive, close), ${DURATION} s each, $CONNS connections"
 for round in $(seq "$ROUNDS"); do
-  order="nft sluiced"
-  [ $((round % 2)) -eq 0 ] && order="sluiced nft"
-  for config in $order; do
-    if [ "$config" = nft ]; then
-      nft_up
-      run_wrk nft keepalive "$round"
-      run_wrk nft close "$round"
-      nft_down
-      echo "nft round $round: conntrack entries at the end $CT_COUNT, conntrack drops/insert_failed/early_drop $CT_DROPS" >>"$LAB_DIR/checks.txt"
-    else
-      sluiced_up "$round"
-      run_wrk sluiced keepalive "$round"
-      run_wrk sluiced close "$round"
-      sluiced_down
-      echo "sluiced round $round: new_flows $(counter "$SLUICED_LOG" new_flows), forward_to_backend $(counter "$SLUICED_LOG" forward_to_backend), return_to_client $(counter "$SLUICED_LOG" return_to_client), drops $(drops "$SLUICED_LOG"), $(grep -o 'busy [0-9.]*%' "$SLUICED_LOG" | tail -1) of the worker's polls" >>"$LAB_DIR/checks.txt"
-      grep "^port lan" "$SLUICED_LOG" | grep stats | sed "s/^/  sluiced round $round: /" >>"$LAB_DIR/checks.txt"
-    fi
+  # Rotate the order each round so that no configuration always runs first.
+  n=${#CONFIG_LIST[@]}
+  for k in $(seq 0 $((n - 1))); do
+    config=${CONFIG_LIST[$(((k + round - 1) % n))]}
+    case "$config" in
+      nft)
+        nft_up
+        run_wrk nft keepalive "$round"
+        run_wrk nft close "$round"
+        nft_down
+        echo "nft round $round: conntrack entries at the end $CT_COUNT, conntrack drop + insert_failed + early_drop $CT_DROPS" >>"$LAB_DIR/checks.txt"
+        ;;
+      sluiced-af_packet | sluiced-af_xdp)
+        # One sluiced per test, so that its worker's counters (busy cycles) belong to that run.
+        pmd=${config#sluiced-}
+        for test in keepalive close; do
+          sluiced_up "$pmd" "$round-$test"
+          run_wrk "$config" "$test" "$round"
+          sluiced_down
+          attach_worker_counters
+          echo "$config $test round $round: new_flows $(counter "$SLUICED_LOG" new_flows), forward_to_backend $(counter "$SLUICED_LOG" forward_to_backend), return_to_client $(counter "$SLUICED_LOG" return_to_client), drops $(drops "$SLUICED_LOG"), worker $(grep -o 'busy [0-9.]*%' "$SLUICED_LOG" | tail -1) of $(grep -o 'after [0-9.]* s' "$SLUICED_LOG" | tail -1); $(grep '^port lan' "$SLUICED_LOG" | grep -o 'rx_missed=[0-9]* rx_no_mbuf=[0-9]*' | tr '\n' ' ')" >>"$LAB_DIR/checks.txt"
+        done
+        ;;
+      *) echo "FAIL: unknown configuration $config (nft, sluiced-af_packet, sluiced-af_xdp)"; exit 1 ;;
+    esac
   done
 done
 ELAPSED=$(($(date +%s) - STARTED))
@@ -276,11 +332,11 @@ cat "$LAB_DIR/checks.txt"
 
 # --- report ------------------------------------------------------------------------------------
 export CPU DPDK_VERSION SWIFT_VERSION COMMIT DIRTY LOAD_BEFORE LOAD_AFTER ELAPSED SLUICED_BUILT \
-  ROUNDS DURATION CONNS SLUICED_IDLE HOST_CPU LB_CPU
+  ROUNDS DURATION CONNS SLUICED_IDLE HOST_CPU LB_CPU CONFIGS
 KERNEL=$(uname -r) NGINX_VERSION=$(nginx -v 2>&1 | sed 's/.*nginx\///') \
 WRK_VERSION=$(dpkg-query -W -f='${Version}' wrk 2>/dev/null || echo unknown) \
 NFT_VERSION=$(nft -v | awk '{ print $2 }') \
-CPU_FLAGS=$(lscpu 2>/dev/null | awk -F': *' '/^Hypervisor vendor/ { print "virtual machine (" $2 ")" }') \
+VIRT=$(lscpu 2>/dev/null | awk -F': *' '/^Hypervisor vendor/ { print "virtual machine (" $2 ")" }') \
 "$PYTHON" - "$LAB_DIR/runs.jsonl" "$LAB_DIR/checks.txt" "$RESULTS" "$JSON" <<'PY'
 import json, os, statistics, sys, datetime
 runs_path, checks_path, md_path, json_path = sys.argv[1:]
@@ -288,13 +344,28 @@ runs = [json.loads(l) for l in open(runs_path)]
 checks = open(checks_path).read().strip().splitlines()
 E = os.environ
 host, lb = f"cpu{E['HOST_CPU']}", f"cpu{E['LB_CPU']}"
-def med(xs): return statistics.median(xs)
+TICKS = os.sysconf("SC_CLK_TCK")
+configs = E["CONFIGS"].split()
+tests = ("keepalive", "close")
+med = statistics.median
 summary = {}
-for config in ("nft", "sluiced"):
-    for test in ("keepalive", "close"):
+for config in configs:
+    for test in tests:
         rs = [r for r in runs if r["config"] == config and r["test"] == test]
         pb = [sum(r["per_backend"][i] for r in rs) for i in range(3)]
+        pick = lambda key, c: round(med([r["cpu"][c][key] for r in rs]), 1)
+        def lb_us(r):
+            # The LB core's softirq (nft: all of its work; af_packet: the copy into the ring),
+            # plus sluiced's worker busy time.
+            secs = r["cpu"][lb]["softirq_ticks"] / TICKS + r.get("worker_busy_s", 0)
+            return 1e6 * secs / r["requests"]
         summary[f"{config}/{test}"] = {
+            "lb_cpu_us_per_request": round(med([lb_us(r) for r in rs]), 2),
+            "lb_softirq_us_per_request": round(med([1e6 * r["cpu"][lb]["softirq_ticks"] / TICKS / r["requests"] for r in rs]), 2),
+            "worker_busy_us_per_request": (round(med([1e6 * r["worker_busy_s"] / r["requests"] for r in rs]), 2)
+                                           if all("worker_busy_s" in r for r in rs) else None),
+            "worker_busy_cycles_per_packet": (round(med([r["worker_busy_cycles_per_packet"] for r in rs]))
+                                              if all("worker_busy_s" in r for r in rs) else None),
             "rate_per_s": round(med([r["requests_per_s"] for r in rs]), 1),
             "every_round": [round(r["requests_per_s"]) for r in rs],
             "p50_ms": round(med([r["p50_ms"] for r in rs]), 3),
@@ -303,93 +374,128 @@ for config in ("nft", "sluiced"):
             "non_2xx": sum(r["non_2xx"] for r in rs),
             "per_backend_requests": pb,
             "per_backend_share_pct": [round(100 * x / (sum(pb) or 1), 1) for x in pb],
-            "cpu_busy_pct": {c: round(med([r["cpu"][c]["busy"] for r in rs]), 1) for c in (host, lb)},
-            "cpu_softirq_pct": {c: round(med([r["cpu"][c]["softirq"] for r in rs]), 1) for c in (host, lb)},
-            "cpu_user_pct": {c: round(med([r["cpu"][c]["user"] for r in rs]), 1) for c in (host, lb)},
-            "cpu_steal_pct": {c: round(med([r["cpu"][c]["steal"] for r in rs]), 1) for c in (host, lb)},
+            "cpu_pct": {c: {k: pick(k, c) for k in ("busy", "user", "system", "softirq", "steal")}
+                        for c in (host, lb)},
         }
-ratio = {t: round(summary[f"sluiced/{t}"]["rate_per_s"] / summary[f"nft/{t}"]["rate_per_s"], 2)
-         for t in ("keepalive", "close")}
+ratio = {f"{c}/{t}": round(summary[f"{c}/{t}"]["rate_per_s"] / summary[f"nft/{t}"]["rate_per_s"], 2)
+         for c in configs if c != "nft" for t in tests}
 date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
 command = "bench/kernel-vs-sluiced.sh"
-environment = {
+env = {
     "date": date, "commit": E["COMMIT"] + E["DIRTY"], "sluiced_built": E["SLUICED_BUILT"],
     "cpu": E["CPU"], "cpus": os.cpu_count(), "kernel": E["KERNEL"], "dpdk": E["DPDK_VERSION"],
     "swift": E["SWIFT_VERSION"], "nginx": E["NGINX_VERSION"], "wrk": E["WRK_VERSION"],
-    "nftables": E["NFT_VERSION"], "virtualisation": E.get("CPU_FLAGS") or "unknown",
+    "nftables": E["NFT_VERSION"], "virtualisation": E.get("VIRT") or "unknown",
     "load_before": E["LOAD_BEFORE"], "load_after": E["LOAD_AFTER"], "elapsed_s": int(E["ELAPSED"]),
 }
 params = {"rounds": int(E["ROUNDS"]), "duration_s": int(E["DURATION"]), "connections": int(E["CONNS"]),
-          "wrk_threads": 1, "sluiced_pmd": "net_af_packet", "sluiced_idle": E["SLUICED_IDLE"],
+          "wrk_threads": 1, "configs": configs, "sluiced_idle": E["SLUICED_IDLE"],
           "host_cpu": int(E["HOST_CPU"]), "lb_cpu": int(E["LB_CPU"]), "backends": 3}
-json.dump({"command": command, "environment": environment, "parameters": params,
-           "summary": summary, "sluiced_over_nft": ratio, "runs": runs, "checks": checks},
-          open(json_path, "w"), indent=1)
+json.dump({"command": command, "environment": env, "parameters": params, "summary": summary,
+           "ratio_to_nft": ratio, "runs": runs, "checks": checks}, open(json_path, "w"), indent=1)
+json_file = os.path.basename(json_path)
 
 S = summary
-def row(label, test, what):
-    n, s = S[f"nft/{test}"], S[f"sluiced/{test}"]
-    return (f"| {label} | {what} | **{n['rate_per_s']:.0f}** | **{s['rate_per_s']:.0f}** | **{ratio[test]:.2f}** | "
-            f"{n['p50_ms']:.2f} / {n['p99_ms']:.2f} | {s['p50_ms']:.2f} / {s['p99_ms']:.2f} | "
-            f"{' / '.join(map(str, n['every_round']))} | {' / '.join(map(str, s['every_round']))} |")
-def cpu_row(config, test):
+def cell(config, test):
     x = S[f"{config}/{test}"]
-    return (f"| {config} | {test} | {x['cpu_busy_pct'][host]:.0f}% ({x['cpu_softirq_pct'][host]:.0f}% softirq) | "
-            f"{x['cpu_busy_pct'][lb]:.0f}% ({x['cpu_user_pct'][lb]:.0f}% user, {x['cpu_softirq_pct'][lb]:.0f}% softirq) | "
-            f"{x['cpu_steal_pct'][host]:.0f}% / {x['cpu_steal_pct'][lb]:.0f}% |")
+    r = "—" if config == "nft" else f"**{ratio[f'{config}/{test}']:.2f}**"
+    return f"**{x['rate_per_s']:.0f}** | {r} | {x['p50_ms']:.2f} / {x['p99_ms']:.2f} | {' / '.join(map(str, x['every_round']))}"
+rows = "\n".join(f"| {c} | {cell(c, 'keepalive')} | {cell(c, 'close')} |" for c in configs)
+def cpu_row(config, test):
+    x = S[f"{config}/{test}"]["cpu_pct"]
+    return (f"| {config} | {test} | {x[host]['busy']:.0f}% ({x[host]['softirq']:.0f}% softirq) | "
+            f"{x[lb]['busy']:.0f}% ({x[lb]['user']:.0f}% user, {x[lb]['system']:.0f}% system, {x[lb]['softirq']:.0f}% softirq) | "
+            f"{x[host]['steal']:.0f}% / {x[lb]['steal']:.0f}% |")
 def spread_row(config, test):
     x = S[f"{config}/{test}"]
     return (f"| {config} | {test} | {' / '.join(map(str, x['per_backend_requests']))} | "
             f"{' / '.join(f'{v:.1f}' for v in x['per_backend_share_pct'])} | {x['socket_errors']} | {x['non_2xx']} |")
+def cost_row(config, test):
+    x = S[f"{config}/{test}"]
+    w = "—" if x["worker_busy_us_per_request"] is None else f"{x['worker_busy_us_per_request']:.1f} ({x['worker_busy_cycles_per_packet']} cycles/packet)"
+    return f"| {config} | {test} | **{x['lb_cpu_us_per_request']:.1f}** | {x['lb_softirq_us_per_request']:.1f} | {w} |"
+cost_rows = "\n".join(cost_row(c, t) for t in tests for c in configs)
+cpu_rows = "\n".join(cpu_row(c, t) for t in tests for c in configs)
+spread_rows = "\n".join(spread_row(c, t) for t in tests for c in configs)
+hc, lc = params["host_cpu"], params["lb_cpu"]
 md = f"""# The kernel alternative: nftables DNAT vs sluiced, HTTP through the same veths
 
-Measured by `{command}` on {date} at commit `{environment['commit']}` (sluiced built {environment['sluiced_built']}),
-{params['rounds']} interleaved rounds × 2 configurations × 2 tests, {params['duration_s']} s per wrk run, {environment['elapsed_s']} s in all.
-CPU: {environment['cpu']}, {environment['cpus']} vCPUs, {environment['virtualisation']}; kernel {environment['kernel']};
-DPDK {environment['dpdk']} (Debian); {environment['swift']}; nginx {environment['nginx']}, wrk {environment['wrk']}, nftables {environment['nftables']}.
-Load average before / after: {environment['load_before']} / {environment['load_after']}.
+Measured by `{command}` on {date} at commit `{env['commit']}` (sluiced built {env['sluiced_built']}),
+{params['rounds']} interleaved rounds × {len(configs)} configurations × 2 tests, {params['duration_s']} s per wrk run, {env['elapsed_s']} s in all.
+CPU: {env['cpu']}, {env['cpus']} vCPUs, {env['virtualisation']}; kernel {env['kernel']};
+DPDK {env['dpdk']} (Debian); {env['swift']}; nginx {env['nginx']}, wrk {env['wrk']}, nftables {env['nftables']}.
+Load average before / after: {env['load_before']} / {env['load_after']} (other work on the machine shows here
+and in the CPU table below). Every figure is also in `{json_file}`, each run included.
 
-| test | what | nft (median) | sluiced (median) | sluiced ÷ nft | nft p50 / p99 ms | sluiced p50 / p99 ms | nft, every round | sluiced, every round |
-|---|---|---:|---:|---:|---|---|---|---|
-{row("keep-alive", "keepalive", f"requests/s, {params['connections']} connections kept open")}
-{row("close", "close", f"connections/s (`Connection: close`, one request per TCP connection)")}
+wrk from the client namespace to `http://192.0.2.10/` (a 10-byte static body from one of three
+nginx backends), `-t1 -c{params['connections']} -d{params['duration_s']}s --latency`, pinned to CPU {hc}:
+
+| config | keep-alive requests/s (median) | ÷ nft | p50 / p99 ms | every round | `Connection: close` connections/s (median) | ÷ nft | p50 / p99 ms | every round |
+|---|---:|---:|---|---|---:|---:|---|---|
+{rows}
 
 - **nft**: Linux nftables DNAT in the LB namespace, kube-proxy's nftables layout
   (`ip daddr . meta l4proto . th dport vmap @service-ips` → `numgen random mod 3 vmap` →
-  `dnat to 198.51.100.1x:8080`), conntrack, the LB namespace as the backends' gateway.
-- **sluiced**: release build, `dnat` mode, Maglev over the same 3 backends (weight 1), one worker
-  on lcore {params['lb_cpu']} (idle mode `{params['sluiced_idle']}`), **net_af_packet** on the same two veth ends
-  (net_af_xdp does not start here: see below).
-- Latency is wrk's per-request latency (`--latency`), the median over rounds of each round's p50 / p99.
+  `dnat to 198.51.100.1x:8080`), conntrack, forwarding, the LB namespace as the backends' gateway.
+- **sluiced-af_packet / sluiced-af_xdp**: release build, `dnat` mode, Maglev over the same three
+  backends (weight 1), one worker on lcore {lc} (idle mode `{params['sluiced_idle']}`), main lcore {hc}; the same two
+  veth ends through `net_af_packet` (TPACKET rings: the kernel copies every frame into the ring
+  and out of it) or `net_af_xdp` (an XDP program on each veth redirects frames to an AF_XDP
+  socket; copy mode, since veth has no zero-copy).
+- keep-alive: {params['connections']} connections opened once, requests/s. `Connection: close`: nginx closes
+  after each response, wrk opens a new connection per request, so requests/s = connections/s
+  through the LB (SYN, request, FINs: a new conntrack entry / flow each time).
+- Latency is wrk's per-request latency; the columns give the median over rounds of each round's
+  p50 / p99.
 
-CPU placement and shares (median over rounds of /proc/stat deltas during each wrk run). CPU {params['host_cpu']}
+CPU placement and shares (median over rounds of /proc/stat deltas during each wrk run). CPU {hc}
 carries wrk, the three nginx workers and the receive processing of the client's and backends'
-veths (taskset and RPS); CPU {params['lb_cpu']} carries the load balancer: the receive processing of the LB
-namespace's two veth ends (RPS) and, for sluiced, its worker.
+veths (taskset; RPS on their veths); CPU {lc} is the load balancer's: the receive processing of
+the LB namespace's two veth ends (RPS) — for nft that is all of its work: conntrack, NAT and
+forwarding run in that softirq — and sluiced's worker. net_af_xdp is the exception: the XDP
+program runs when the peer transmits (veth's NAPI on the sending CPU), before RPS can steer
+anything, so its redirect-and-copy runs on CPU {hc}.
 
-| config | test | CPU {params['host_cpu']} busy (client + backends) | CPU {params['lb_cpu']} busy (load balancer) | steal CPU {params['host_cpu']} / {params['lb_cpu']} |
+| config | test | CPU {hc} busy (client + backends) | CPU {lc} busy (load balancer) | steal CPU {hc} / {lc} |
 |---|---|---|---|---|
-{cpu_row("nft", "keepalive")}
-{cpu_row("sluiced", "keepalive")}
-{cpu_row("nft", "close")}
-{cpu_row("sluiced", "close")}
+{cpu_rows}
+
+What the load balancer itself costs, per request (median over rounds): the LB core's softirq
+time (for nft all of its work; for sluiced-af_packet the kernel's copy into the RX ring) plus
+sluiced's worker busy time over the requests wrk completed. The worker's busy time is the share
+of its loop's wall-clock cycles spent in polls that found packets (`busy_cycles` /
+`total_cycles`, the `sendto` of its transmits included) times the CPU time the thread ran
+(schedstat), since on a shared core preemption stretches busy and idle polls alike; the
+cycles/packet are that time in TSC cycles over the packets the worker received (both directions). For sluiced-af_xdp the receive side's
+redirect and copy run on CPU {hc} (see above) and are not in this figure.
+
+| config | test | LB CPU µs per request | of which softirq on CPU {lc} | sluiced worker busy µs per request |
+|---|---|---:|---:|---|
+{cost_rows}
+
+For nft, the LB core's user and system time is not the load balancer's (nft has no process):
+it is other work on this shared machine, competing with the softirq for that core.
 
 Per-backend spread, from the nginx access logs (all rounds together):
 
 | config | test | requests b1 / b2 / b3 | share % | wrk socket errors | non-2xx |
 |---|---|---|---|---:|---:|
-{spread_row("nft", "keepalive")}
-{spread_row("sluiced", "keepalive")}
-{spread_row("nft", "close")}
-{spread_row("sluiced", "close")}
+{spread_rows}
 
-With keep-alive, only {params['connections']} connections are balanced (each keeps its backend), so the
-request spread follows where those few connections landed; with `Connection: close` every
-request is a new balancing decision.
+With keep-alive only {params['connections']} connections are balanced and each keeps its backend, so the request
+spread follows where those few connections landed; with `Connection: close` every request is a
+new balancing decision (nft: `numgen random`; sluiced: Maglev on the 5-tuple hash).
 
 Checks (per round; sluiced's final counters, nft's conntrack statistics):
 """ + "\n".join(f"- {c.strip()}" for c in checks) + "\n"
+# The analysis below the figures is written by hand; keep it across runs.
+try:
+    old = open(md_path).read()
+    if "\n## Analysis" in old:
+        md += old[old.index("\n## Analysis"):]
+except FileNotFoundError:
+    pass
 open(md_path, "w").write(md)
-print(md)
+print(md.split("\n## Analysis")[0])
 PY
 echo "results: $RESULTS, $JSON (${ELAPSED} s)"

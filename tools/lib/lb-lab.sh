@@ -120,8 +120,8 @@ NGINX
 
 # lb_config FILE-PREFIX SERVICES-YAML: writes $LAB_DIR/sluiced.yaml. Optional overrides (the
 # defaults are what the tests use): LB_PMD (net_af_packet; or net_af_xdp), LB_PMD_ARGS (more
-# device arguments, starting with a comma), LB_IDLE (the workers' idle: block), LB_FLOW_CAPACITY,
-# LB_MBUFS.
+# device arguments, starting with a comma), LB_IDLE (the workers' idle: block), LB_TX_DRAIN_US,
+# LB_FLOW_CAPACITY, LB_MBUFS.
 lb_config() {
   local pmd=${LB_PMD:-net_af_packet}
   cat >"$LAB_DIR/sluiced.yaml" <<YAML
@@ -134,6 +134,7 @@ ports:
 workers:
   lcores: [1]
   idle: ${LB_IDLE:-{ mode: sleep, sleep_us: 50 \}}
+  tx_drain_us: ${LB_TX_DRAIN_US:-100}
 mempool: { mbufs: ${LB_MBUFS:-4095}, cache_size: 128 }
 flows: { capacity: ${LB_FLOW_CAPACITY:-65536} }
 vips:
