@@ -12,9 +12,11 @@
 #                `numgen random mod 3 vmap { … : goto endpoint }` → `dnat to backend:8080`
 #                (kube-proxy's nftables layout: service-ips map → service chain → endpoint
 #                chains), conntrack doing the return path;
-#       sluiced: the LB ns has no addresses and no forwarding; `sluiced` (release build, dnat
-#                mode, 3 backends of weight 1) runs in it on net_af_packet over the same two
-#                veth ends, worker on lcore 1.
+#       sluiced-af_packet, sluiced-af_xdp: the LB ns has no addresses and no forwarding;
+#                `sluiced` (release build, dnat mode, 3 backends of weight 1) runs in it over the
+#                same two veth ends, through net_af_packet or net_af_xdp (an XDP program on each
+#                veth, AF_XDP in copy mode), worker on lcore 1. A fresh sluiced for every wrk
+#                run, so that its final counters (busy cycles, new flows) are that run's.
 # The lab is tools/lib/lb-lab.sh (LB_ROUTER_NS puts the LB's veth ends in their own namespace,
 # LB_HTTP=nginx runs nginx in the backends). It is built once; each round switches the LB ns
 # from one configuration to the other (addresses, forwarding, ruleset and conntrack flushed;
@@ -24,7 +26,7 @@
 #   keep-alive: `wrk -t1 -c$CONNS -d${DURATION}s --latency`                 → requests/s
 #   close:      the same with `-H "Connection: close"`: every request is a new TCP connection
 #               (handshake, request, FIN both ways) through the LB         → connections/s
-# ROUNDS interleaved rounds (the order of the configurations alternates), medians reported;
+# ROUNDS interleaved rounds (the order of the configurations rotates), medians reported;
 # p50/p99 latency from wrk --latency; per-backend spread from the nginx access logs (flushed
 # with SIGUSR1 around every run); CPU shares from /proc/stat deltas over each run.
 #
@@ -33,7 +35,8 @@
 # the load balancer gets CPU $LB_CPU: sluiced's worker lcore, and for both configurations the
 # receive processing of the LB ns's two veth ends (RPS mask) — for nft that is all of its work
 # (conntrack, NAT, forwarding run in that softirq), for sluiced it is the kernel's af_packet
-# copy into the socket's ring. sluiced's main lcore is $HOST_CPU (idle after start).
+# copy into the socket's ring (net_af_xdp's XDP program runs on the transmitting peer's CPU,
+# which RPS cannot change). sluiced's main lcore is $HOST_CPU (idle after start).
 # On a machine shared with other work, nft's load balancing (softirq) runs ahead of every task,
 # while sluiced's worker is a task that the scheduler shares out; with autogroup scheduling
 # (kernel.sched_autogroup_enabled) each session gets an equal share and plain nice does nothing
