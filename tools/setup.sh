@@ -11,6 +11,7 @@ packages=(
   python3-scapy                                      # fixture generator, lab traffic
   iproute2 iputils-ping arping tcpdump socat procps ethtool curl  # namespace tests
   python3-prometheus-client                          # metrics test: the Prometheus text parser
+  wrk nginx nftables conntrack util-linux            # bench/kernel-vs-sluiced.sh (taskset: util-linux)
 )
 missing=()
 for p in "${packages[@]}"; do
