@@ -61,9 +61,10 @@ public final class DataPlaneSnapshot: @unchecked Sendable {
 
     public init(ports: [PortContext], services: [Service], routing: Routing, hasher: FlowHasher, vxlanPort: UInt16 = 4789,
                 serviceIDs: StableIDs<ServiceIdentity> = StableIDs(),
+                backendRegistries: [ServiceIdentity: StableIDs<BackendIdentity>] = [:],
                 backendRecords: BackendCounterRecords.Assignment? = nil) {
         self.ports = ports
-        self.services = ServiceTable(services: services, serviceIDs: serviceIDs)
+        self.services = ServiceTable(services: services, serviceIDs: serviceIDs, backendRegistries: backendRegistries)
         backendCounters = backendRecords.map { BackendCounterLayout(serviceIDs: services.map(\.id), assignment: $0) }
             ?? BackendCounterLayout(fresh: services)
         self.routing = routing
