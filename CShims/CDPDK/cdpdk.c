@@ -128,14 +128,15 @@ int sl_port_configure(uint16_t port, const struct sl_port_setup *setup, struct s
         result->fast_free = true;
     }
     /* Checksum offloads where the port has them: RX verifies IPv4 headers (the parser skips its
-     * own check on GOOD), TX fills in the VXLAN outer IPv4 header's checksum. TCP/UDP checksums
-     * are updated incrementally in software (RFC 1624: a few adds, cheaper than preparing the
-     * pseudo-header checksum a NIC's L4 offload needs). */
+     * own check on GOOD), TX fills in the VXLAN outer IPv4 header's checksum — asked for only on
+     * ports that carry VXLAN (on some NICs any TX offload rules out the vector TX path). TCP/UDP
+     * checksums are updated incrementally in software (RFC 1624: a few adds, cheaper than
+     * preparing the pseudo-header checksum a NIC's L4 offload needs). */
     if (dev.rx_offload_capa & RTE_ETH_RX_OFFLOAD_IPV4_CKSUM) {
         conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_IPV4_CKSUM;
         result->rx_ipv4_checksum = true;
     }
-    if (dev.tx_offload_capa & RTE_ETH_TX_OFFLOAD_IPV4_CKSUM) {
+    if (setup->tx_ipv4_checksum && (dev.tx_offload_capa & RTE_ETH_TX_OFFLOAD_IPV4_CKSUM)) {
         conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_IPV4_CKSUM;
         result->tx_ipv4_checksum = true;
     }
@@ -266,7 +267,6 @@ struct rte_rcu_qsbr *sl_rcu_create(uint32_t max_threads) {
 void sl_rcu_free(struct rte_rcu_qsbr *v) { free(v); }
 int sl_rcu_register(struct rte_rcu_qsbr *v, unsigned int id) { return rte_rcu_qsbr_thread_register(v, id); }
 int sl_rcu_unregister(struct rte_rcu_qsbr *v, unsigned int id) { return rte_rcu_qsbr_thread_unregister(v, id); }
-void sl_rcu_synchronize(struct rte_rcu_qsbr *v) { rte_rcu_qsbr_synchronize(v, RTE_QSBR_THRID_INVALID); }
 
 /* ---- Telemetry ---------------------------------------------------------------------------- */
 

@@ -98,12 +98,14 @@ final class Daemon {
         self.pool = pool
 
         let idle = Daemon.idlePolicy(config.workers.idle)
-        for portConfig in config.ports {
+        let vxlanPorts = Daemon.vxlanEgressPorts(config)
+        for (index, portConfig) in config.ports.enumerated() {
             let port = try Port(name: portConfig.name, device: DeviceSpec(portConfig.device))
             ports.append(port)
             try port.configure(queues: config.workers.lcores.count, rxDescriptors: portConfig.rxDescriptors,
                                txDescriptors: portConfig.txDescriptors, mtu: portConfig.mtu,
-                               rxInterrupts: idle.mode == .interrupt, pool: pool)
+                               rxInterrupts: idle.mode == .interrupt, txIPv4Checksum: vxlanPorts.contains(index),
+                               pool: pool)
             if let mac = portConfig.mac, mac != port.mac {
                 do {
                     try port.setMAC(mac)
@@ -157,7 +159,8 @@ final class Daemon {
                 // frames leaving by port p (the pipeline picks the lane).
                 WorkerQueue(port: ports[p].id, queue: UInt16(index),
                             transmitPort: mode == .io ? ports[Daemon.peer(of: p, in: ports.count)].id : ports[p].id,
-                            txIPv4Checksum: mode == .pipeline && (ports[p].setup?.txIPv4Checksum ?? false))
+                            txIPv4Checksum: mode == .pipeline && (ports[p].setup?.txIPv4Checksum ?? false),
+                            rxIPv4Checksum: mode == .pipeline && (ports[p].setup?.rxIPv4Checksum ?? false))
             }
             let worker = Worker(index: index, lcore: lcore, queues: queues, mode: mode, idle: idle,
                                 txDrainMicroseconds: config.workers.txDrainMicroseconds, stop: stop,
@@ -212,6 +215,19 @@ final class Daemon {
                                 reason: "is the EAL main lcore; the main lcore cannot be a worker")
             }
         }
+    }
+
+    /// Ports that VXLAN leaves by in the configuration at start: those get the IPv4 header
+    /// checksum TX offload (services added later by reload use the software checksum elsewhere).
+    static func vxlanEgressPorts(_ config: SluicedConfig) -> Set<Int> {
+        guard let snapshot = try? config.makeSnapshot(portMACs: config.ports.map { _ in MACAddress(value: 0x02_00_00_00_00_01) }) else {
+            return []
+        }
+        var ports = Set<Int>()
+        for service in snapshot.services.services where service.mode == .vxlan {
+            for backend in service.backends { ports.insert(Int(backend.egressPort)) }
+        }
+        return ports
     }
 
     /// io mode's forwarding pairs: 0 ↔ 1, 2 ↔ 3, …; a lone last port forwards to itself.

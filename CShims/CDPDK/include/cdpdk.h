@@ -93,7 +93,7 @@ SL_ALWAYS_INLINE bool sl_mbuf_rx_ipv4_checksum_good(const struct rte_mbuf *m) {
 SL_ALWAYS_INLINE void sl_mbuf_offload_ipv4_checksum(struct rte_mbuf *m, uint16_t l2_len, uint16_t l3_len) {
     m->l2_len = l2_len;
     m->l3_len = l3_len;
-    m->ol_flags |= RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM;
+    m->ol_flags = (m->ol_flags & ~RTE_MBUF_F_TX_OFFLOAD_MASK) | RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM;
 }
 
 /** Bytes writable in front of the data (where VXLAN outer headers go). */
@@ -184,6 +184,7 @@ struct sl_port_setup {
     uint16_t mtu;                  /* 0: leave the driver's default */
     bool rss;                      /* RSS over IP/TCP/UDP, intersected with what the port hashes */
     bool rx_interrupts;            /* intr_conf.rxq; retried without it if the driver refuses */
+    bool tx_ipv4_checksum;         /* ask for RTE_ETH_TX_OFFLOAD_IPV4_CKSUM where the port has it */
     struct rte_mempool *pool;
 };
 
@@ -250,9 +251,12 @@ void sl_rcu_free(struct rte_rcu_qsbr *v);
 /** Adds / removes reader `id` (0 ..< max_threads); 0 or a negative errno. */
 int sl_rcu_register(struct rte_rcu_qsbr *v, unsigned int id);
 int sl_rcu_unregister(struct rte_rcu_qsbr *v, unsigned int id);
-/** Writer side, on a thread that is not a reader: returns once every online reader has
- *  reported a quiescent state after this call began (spins with rte_pause). */
-void sl_rcu_synchronize(struct rte_rcu_qsbr *v);
+
+/** Writer: a token for "everything published before now" (rte_rcu_qsbr_start). */
+SL_ALWAYS_INLINE uint64_t sl_rcu_start(struct rte_rcu_qsbr *v) { return rte_rcu_qsbr_start(v); }
+/** Writer: true once every online reader has passed a quiescent state since `token` was taken.
+ *  Never waits (rte_rcu_qsbr_check with wait = false). */
+SL_ALWAYS_INLINE bool sl_rcu_passed(struct rte_rcu_qsbr *v, uint64_t token) { return rte_rcu_qsbr_check(v, token, false) == 1; }
 
 /** Reader: "I hold no reference to anything published before now" (a release store of the
  *  current token). Called once per worker-loop iteration. */
