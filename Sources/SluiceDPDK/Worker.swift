@@ -345,6 +345,8 @@ public final class Worker: @unchecked Sendable {
                                  lanes: UnsafeMutablePointer<Lane>, now: UInt32, counters: WorkerCounters) {
         let resources = resourcesRef.takeUnretainedValue()
         let resolver = snapshot.takeUnretainedValue().resolver
+        let expired = resources.neighbors.expire(now: now)
+        if expired > 0 { counters.add(.neighborsExpired, UInt64(expired)) }
         for request in resolver.due(now: now, neighbors: resources.neighbors) {
             guard let m = sl_mbuf_alloc(resources.pool.pointer) else { return }
             // Safe: a fresh mbuf's data pointer is valid for its capacity.

@@ -36,7 +36,8 @@ public struct NeighborResolver: Sendable {
     public func due(now: UInt32, neighbors: NeighborTable) -> [Request] {
         wanted.filter { request in
             guard let status = neighbors.status(request.target), status.mac != nil else { return true }
-            return now &- status.confirmed >= Self.refreshAfter
+            // UInt32.max: a configured (permanent) neighbor, never asked for.
+            return status.confirmed != UInt32.max && now &- status.confirmed >= Self.refreshAfter
         }
     }
 

@@ -19,8 +19,15 @@ public final class NeighborTable: @unchecked Sendable {
     @usableFromInline static let empty: UInt32 = 0, claimed: UInt32 = 1, ready: UInt32 = 2
     /// Probe at most this many slots; a table this crowded stops learning (counted by the caller).
     public static let maxProbes = 32
-    /// The MAC word: bit 63 set when resolved; bits 0...47 the MAC.
+    /// The MAC word: bit 63 set when resolved; bit 62 when permanent (configured, never
+    /// expired nor overwritten by what the wire says); bits 0...47 the MAC.
     @usableFromInline static let resolvedBit: UInt64 = 1 << 63
+    @usableFromInline static let permanentBit: UInt64 = 1 << 62
+    /// A learned MAC not confirmed for this long is forgotten (`expire`): the resolver asks
+    /// again from `NeighborResolver.refreshAfter` (30 s) on, once a second, so this is five
+    /// unanswered solicitations (RFC 4861 §7.3.3: a neighbor that stops answering becomes
+    /// unreachable rather than being used forever).
+    public static let reachableFor: UInt32 = 35
 
     @usableFromInline
     struct Slot: ~Copyable {
@@ -116,11 +123,15 @@ public final class NeighborTable: @unchecked Sendable {
 
     /// Records that `address` is at `mac` (seen at time `now`). Returns false if the table could
     /// not take a new address (full probe window).
+    /// `permanent`: a configured neighbor (static `neighbors`), kept until the table goes.
     @inlinable @discardableResult
-    public func learn(_ address: IPv6Address, mac: MACAddress, now: UInt32) -> Bool {
+    public func learn(_ address: IPv6Address, mac: MACAddress, now: UInt32, permanent: Bool = false) -> Bool {
         guard let slot = slot(for: address) else { return false }
-        let word = Self.resolvedBit | mac.value
-        if slot.pointee.mac.load(ordering: .relaxed) != word { slot.pointee.mac.store(word, ordering: .relaxed) }
+        let current = slot.pointee.mac.load(ordering: .relaxed)
+        // A configured MAC is not replaced by one learned from the wire.
+        if !permanent && current & Self.permanentBit != 0 { return true }
+        let word = Self.resolvedBit | (permanent ? Self.permanentBit : 0) | mac.value
+        if current != word { slot.pointee.mac.store(word, ordering: .relaxed) }
         if slot.pointee.confirmed.load(ordering: .relaxed) != now { slot.pointee.confirmed.store(now, ordering: .relaxed) }
         return true
     }
@@ -128,6 +139,25 @@ public final class NeighborTable: @unchecked Sendable {
     @inlinable @discardableResult
     public func learn(ipv4 address: UInt32, mac: MACAddress, now: UInt32) -> Bool {
         learn(Self.key(address), mac: mac, now: now)
+    }
+
+    /// Forgets the MACs of learned neighbors not confirmed for `reachableFor` seconds (their
+    /// slots stay; the resolver keeps asking). Returns how many were forgotten. Cold: worker 0
+    /// calls it once a second; a racing `learn` of the same slot wins or is redone next second.
+    @discardableResult
+    public func expire(now: UInt32) -> Int {
+        var expired = 0
+        for i in 0..<capacity {
+            let slot = slots + i
+            guard slot.pointee.state.load(ordering: .acquiring) == Self.ready else { continue }
+            let word = slot.pointee.mac.load(ordering: .relaxed)
+            guard word & Self.resolvedBit != 0, word & Self.permanentBit == 0,
+                  now &- slot.pointee.confirmed.load(ordering: .relaxed) > Self.reachableFor else { continue }
+            if slot.pointee.mac.compareExchange(expected: word, desired: word & ~Self.resolvedBit, ordering: .relaxed).exchanged {
+                expired += 1
+            }
+        }
+        return expired
     }
 
     /// The MAC (if resolved) and the time it was last confirmed, for the resolver.
@@ -140,8 +170,9 @@ public final class NeighborTable: @unchecked Sendable {
             if state == Self.ready, slot.pointee.high.load(ordering: .relaxed) == address.high,
                slot.pointee.low.load(ordering: .relaxed) == address.low {
                 let word = slot.pointee.mac.load(ordering: .relaxed)
-                return (word & Self.resolvedBit != 0 ? MACAddress(value: word) : nil,
-                        slot.pointee.confirmed.load(ordering: .relaxed))
+                // A permanent entry reports `confirmed` = UInt32.max: nothing asks for it again.
+                return (word & Self.resolvedBit != 0 ? MACAddress(value: word & 0xFFFF_FFFF_FFFF) : nil,
+                        word & Self.permanentBit != 0 ? UInt32.max : slot.pointee.confirmed.load(ordering: .relaxed))
             }
             i = (i &+ 1) & mask
         }
@@ -157,6 +188,8 @@ public final class NeighborTable: @unchecked Sendable {
         public var address: IPv6Address
         public var mac: MACAddress?
         public var confirmed: UInt32
+        /// Configured (static `neighbors`): never expired, never replaced from the wire.
+        public var permanent: Bool = false
         /// The IPv4 address, for an IPv4-mapped entry.
         public var ipv4: IPv4Address? {
             address.high == 0 && address.low >> 32 == 0xFFFF ? IPv4Address(value: UInt32(truncatingIfNeeded: address.low)) : nil
@@ -172,7 +205,8 @@ public final class NeighborTable: @unchecked Sendable {
             return Entry(address: IPv6Address(high: slot.pointee.high.load(ordering: .relaxed),
                                               low: slot.pointee.low.load(ordering: .relaxed)),
                          mac: word & Self.resolvedBit != 0 ? MACAddress(value: word) : nil,
-                         confirmed: slot.pointee.confirmed.load(ordering: .relaxed))
+                         confirmed: slot.pointee.confirmed.load(ordering: .relaxed),
+                         permanent: word & Self.permanentBit != 0)
         }
     }
 }

@@ -29,6 +29,8 @@ public enum Counter: Int, CaseIterable, Sendable {
     case fragmentsFollowed
     /// Known flows whose backend had left the service: re-balanced by Maglev and rebound.
     case flowsRebound
+    /// Learned neighbors forgotten after `NeighborTable.reachableFor` seconds unconfirmed.
+    case neighborsExpired
 
     public var name: String {
         switch self {
@@ -46,6 +48,7 @@ public enum Counter: Int, CaseIterable, Sendable {
         case .neighborsLearned: "neighbors_learned"
         case .fragmentsFollowed: "fragments_followed"
         case .flowsRebound: "flows_rebound"
+        case .neighborsExpired: "neighbors_expired"
         }
     }
 }

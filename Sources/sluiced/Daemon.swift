@@ -148,7 +148,7 @@ final class Daemon {
             throw DPDKError(subject: "flows", operation: "allocate", reason: "\(error)")
         }
         let neighbors = NeighborTable()
-        for (address, mac) in config.neighbors { neighbors.learn(address.mapped, mac: mac, now: 0) }
+        for (address, mac) in config.neighbors { neighbors.learn(address.mapped, mac: mac, now: 0, permanent: true) }
         let resources = try PipelineResources(snapshot: snapshot, neighbors: neighbors, flows: flows, pool: pool,
                                               maxWorkers: config.workers.lcores.count)
         self.resources = resources
@@ -332,7 +332,7 @@ final class Daemon {
             let next = try SluicedConfig.load(path: configPath)
             try config.checkLiveChange(to: next, file: configPath)
             let snapshot = try next.makeSnapshot(portMACs: ports.map(\.mac), file: configPath, previous: resources.snapshot)
-            for (address, mac) in next.neighbors { resources.neighbors.learn(address.mapped, mac: mac, now: 0) }
+            for (address, mac) in next.neighbors { resources.neighbors.learn(address.mapped, mac: mac, now: 0, permanent: true) }
             metrics?.willPublish(snapshot)
             let generation = resources.publish(snapshot)
             config = next

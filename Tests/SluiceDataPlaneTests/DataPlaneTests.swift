@@ -72,3 +72,41 @@ import SluiceCore
         #expect(DropReason.allCases.enumerated().allSatisfy { Int($0.element.rawValue) == $0.offset })
     }
 }
+
+/// Neighbor entries: learned ones are forgotten when no longer confirmed, configured ones never.
+@Suite struct NeighborExpiry {
+    let learned = IPv6Address(ipv4Mapped: 0xC633_640B)     // 198.51.100.11
+    let configured = IPv6Address(ipv4Mapped: 0xC633_640C)  // 198.51.100.12
+    let mac = MACAddress(value: 0x02_00_00_00_BE_11)
+
+    @Test func learnedEntriesExpireConfiguredOnesStay() {
+        let table = NeighborTable(capacity: 64)
+        table.learn(learned, mac: mac, now: 100)
+        table.learn(configured, mac: mac, now: 0, permanent: true)
+        #expect(table.expire(now: 100 + NeighborTable.reachableFor) == 0)
+        #expect(table.lookup(learned) == mac)
+        #expect(table.expire(now: 101 + NeighborTable.reachableFor) == 1)
+        #expect(table.lookup(learned) == nil, "an unconfirmed MAC is no longer used")
+        #expect(table.lookup(configured) == mac, "a configured MAC never expires")
+        // An answer restores it; the wire never overrides a configured MAC.
+        table.learn(learned, mac: mac, now: 200)
+        #expect(table.lookup(learned) == mac)
+        table.learn(configured, mac: MACAddress(value: 0x02_00_00_00_66_66), now: 200)
+        #expect(table.lookup(configured) == mac)
+        #expect(table.entries.first { $0.address == configured }?.permanent == true)
+    }
+
+    @Test func theResolverAsksForExpiredAndUnconfirmedNeighborsButNotConfiguredOnes() throws {
+        let table = NeighborTable(capacity: 64)
+        table.learn(learned, mac: mac, now: 100)
+        table.learn(configured, mac: mac, now: 0, permanent: true)
+        let port = PortContext(mac: MACAddress(value: 0x02_00_00_00_00_02),
+                               owned: OwnedAddresses(portMAC: MACAddress(value: 0x02_00_00_00_00_02), ipv4: [], ipv6: []),
+                               selfIPv4: IPv6Address(ipv4Mapped: 0xC633_6401),
+                               connected: [AddressPrefix(ipv4: IPv4Address(value: 0xC633_6400), length: 24)])
+        let resolver = NeighborResolver(ports: [port], wanted: [(0, learned), (0, configured)])
+        #expect(resolver.due(now: 110, neighbors: table).isEmpty)
+        #expect(resolver.due(now: 100 + NeighborResolver.refreshAfter, neighbors: table).map(\.target) == [learned])
+        #expect(resolver.due(now: 100_000, neighbors: table).map(\.target) == [learned])
+    }
+}
