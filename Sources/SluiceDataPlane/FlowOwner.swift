@@ -1,0 +1,35 @@
+import SluiceConntrack
+import SluiceCore
+
+/// What a flow-table entry refers to, decoded for the control plane (never per packet).
+public struct FlowOwner: Sendable {
+    /// Index into `services.services` of the snapshot that decoded it.
+    public var serviceIndex: Int
+    public var backendIndex: Int
+    /// True for the reverse (backend → client) entry of a flow.
+    public var isReverse: Bool
+    /// The VIP port the client connected to (all-ports services keep it here).
+    public var vipPort: UInt16
+}
+
+extension DataPlaneSnapshot {
+    /// The service and backend indices `value` names, as the pipeline wrote them
+    /// (`FlowBinding`), and whether the entry is in the reverse zone. Nil when this snapshot has
+    /// no such service or backend (the entry predates a change).
+    public func owner(of value: FlowValue, zone: UInt16) -> FlowOwner? {
+        let s = FlowBinding.service(value)
+        let b = FlowBinding.backend(value)
+        guard s < services.count, b < services.services[s].backendCount else { return nil }
+        return FlowOwner(serviceIndex: s, backendIndex: b, isReverse: zone == FlowBinding.reverseZone,
+                         vipPort: FlowBinding.vipPort(value))
+    }
+
+    /// The value the pipeline stores for a flow of `service` to `backend` (tests of the
+    /// control plane insert flows with it).
+    public static func flowValue(service: Int, backend: Int, vipPort: UInt16, ingress: Int) -> FlowValue {
+        FlowBinding.value(service: service, backend: backend, vipPort: vipPort, ingress: ingress)
+    }
+
+    public static var forwardFlowZone: UInt16 { FlowBinding.forwardZone }
+    public static var reverseFlowZone: UInt16 { FlowBinding.reverseZone }
+}
