@@ -67,8 +67,9 @@ public struct StateSchema: Sendable {
     }
 
     /// `{generation?, vips, services}`: each entry validated as in the configuration file; the
-    /// cross-checks against `ports` (VIP ports exist, services' VIPs owned, no duplicates) too.
-    public func state(_ node: Node, path: String, ports: [PortConfig]) throws(ConfigError) -> DesiredState {
+    /// cross-checks (VIP ports exist, services' VIPs owned, no duplicates) too. `ports` nil: a
+    /// client that does not know the ports leaves the port names to the server.
+    public func state(_ node: Node, path: String, ports: [PortConfig]?) throws(ConfigError) -> DesiredState {
         let r = reader
         let m = try r.mapping(node, path, allowed: ["generation", "vips", "services"])
         var generation: UInt64?
@@ -87,7 +88,8 @@ public struct StateSchema: Sendable {
                 services.append(try r.serviceConfig(item, NodeReader.join(path, "services[\(i)]")))
             }
         }
-        try r.checkVIPs(vips, ports: ports, prefix: path)
+        let known = ports ?? vips.map { PortConfig(name: $0.port, device: "net_unknown") }
+        try r.checkVIPs(vips, ports: known, prefix: path)
         try r.checkServices(services, vips: vips, prefix: path)
         return DesiredState(generation: generation, vips: vips, services: services)
     }
