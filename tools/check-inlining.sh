@@ -69,7 +69,7 @@ ALLOWED_LIBRARY = {"rte_eth_call_rx_callbacks@plt", "rte_eth_call_tx_callbacks@p
 ARC_OR_ALLOC = re.compile(r"^(swift_retain|swift_release|swift_bridgeObjectRe|swift_allocObject|swift_slowAlloc|malloc|calloc|realloc|free@|swift_beginAccess)")
 LAZY_GLOBAL = re.compile(r"^swift_once")
 # Cold by design: the idle back-off, drops when a TX queue is full, logging, once-a-second chores.
-COLD = ("backOff", "dropUnsent", "logFallback", "solicitNeighbors")
+COLD = ("backOff", "dropUnsent", "logFallback", "solicitNeighbors", "sendAnnouncements")
 
 loops = {
     "Worker.pipelineLoop": find(r"6Worker.*12pipelineLoop.*F$"),

@@ -231,3 +231,26 @@ int sl_rx_interrupt_wait(int timeout_ms) {
     int n = rte_epoll_wait(RTE_EPOLL_PER_THREAD, events, 8, timeout_ms);
     return n < 0 ? -errno : n;
 }
+
+/* ---- RCU -------------------------------------------------------------------------------- */
+
+struct rte_rcu_qsbr *sl_rcu_create(uint32_t max_threads) {
+    size_t size = rte_rcu_qsbr_get_memsize(max_threads);
+    if (size == (size_t)1) return NULL;
+    /* Plain process memory, not the EAL heap: the variable may outlive rte_eal_cleanup (it is
+     * freed with the last reference to the pipeline's resources). */
+    size = RTE_ALIGN_CEIL(size, RTE_CACHE_LINE_SIZE);
+    struct rte_rcu_qsbr *v = aligned_alloc(RTE_CACHE_LINE_SIZE, size);
+    if (v == NULL) return NULL;
+    memset(v, 0, size);
+    if (rte_rcu_qsbr_init(v, max_threads) != 0) {
+        free(v);
+        return NULL;
+    }
+    return v;
+}
+
+void sl_rcu_free(struct rte_rcu_qsbr *v) { free(v); }
+int sl_rcu_register(struct rte_rcu_qsbr *v, unsigned int id) { return rte_rcu_qsbr_thread_register(v, id); }
+int sl_rcu_unregister(struct rte_rcu_qsbr *v, unsigned int id) { return rte_rcu_qsbr_thread_unregister(v, id); }
+void sl_rcu_synchronize(struct rte_rcu_qsbr *v) { rte_rcu_qsbr_synchronize(v, RTE_QSBR_THRID_INVALID); }

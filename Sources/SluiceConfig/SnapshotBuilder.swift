@@ -1,6 +1,11 @@
+import SluiceConntrack
 import SluiceCore
 import SluiceDataPlane
 import SluiceMaglev
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 extension IPAddress {
     /// The form shared tables use: IPv4-mapped for IPv4 (RFC 4291 §2.5.5.2).
@@ -25,7 +30,11 @@ extension SluicedConfig {
     /// Builds what the workers read from this configuration, given each port's MAC (the
     /// configured override or the device's). Every backend must be reachable: through a port
     /// whose address prefix holds it (or its VTEP), or through a route.
-    public func makeSnapshot(portMACs: [MACAddress], file: String = "config") throws(ConfigError) -> DataPlaneSnapshot {
+    ///
+    /// `previous` is the snapshot the workers run now, if any: services and backends that are in
+    /// both keep their stable ids (`StableIDs`), so established flows stay on their backends.
+    public func makeSnapshot(portMACs: [MACAddress], file: String = "config",
+                             previous: DataPlaneSnapshot? = nil) throws(ConfigError) -> DataPlaneSnapshot {
         precondition(portMACs.count == ports.count)
         var routingEntries: [Routing.Entry] = []
         var contexts: [PortContext] = []
@@ -53,6 +62,18 @@ extension SluicedConfig {
                                                 gateway: route.via.mapped))
         }
         let routing = Routing(entries: routingEntries)
+        let now = SluicedConfig.monotonicSeconds()
+        // No flow outlives the longest timeout: an id unused that long may name something else.
+        let quarantine = UInt64(FlowState.allCases.map { FlowTimeouts.default[$0] }.max() ?? 0)
+        let previousServices = previous?.services.services ?? []
+        let serviceIDs: (ids: [UInt16], next: StableIDs<ServiceIdentity>)
+        do {
+            serviceIDs = try (previous?.services.serviceIDs ?? StableIDs()).assigning(
+                services.map { ServiceIdentity(vip: $0.vip.mapped, proto: $0.proto.number, port: $0.port) },
+                now: now, quarantine: quarantine)
+        } catch {
+            throw ConfigError(file: file, field: "services", reason: "more than 65535 services")
+        }
         var built: [Service] = []
         for (s, service) in services.enumerated() {
             var targets: [BackendTarget] = []
@@ -79,6 +100,16 @@ extension SluicedConfig {
                 case .v6(let a): maglevBackends.append(MaglevBackend(address: a, port: backend.port, weight: backend.weight))
                 }
             }
+            let identity = ServiceIdentity(vip: service.vip.mapped, proto: service.proto.number, port: service.port)
+            let before = previousServices.first { $0.id == serviceIDs.ids[s] && $0.identity == identity }
+            let backendIDs: (ids: [UInt16], next: StableIDs<BackendIdentity>)
+            do {
+                backendIDs = try (before?.backendIDs ?? StableIDs()).assigning(targets.map(\.identity), now: now,
+                                                                               quarantine: quarantine)
+            } catch {
+                throw ConfigError(file: file, field: "services[\(s)].backends", reason: "more than 65535 backends")
+            }
+            for i in targets.indices { targets[i].id = backendIDs.ids[i] }
             let maglev: MaglevTable
             do {
                 maglev = try MaglevTable(backends: maglevBackends, size: service.maglevSize)
@@ -96,11 +127,20 @@ extension SluicedConfig {
             }
             built.append(Service(name: service.name, mode: mode, vip: service.vip.mapped, proto: service.proto.number,
                                  port: service.port, backends: targets, maglev: maglev, mssClamp: service.mssClamp ?? 0,
-                                 sourcePool: service.sourcePool.map(\.mapped)))
+                                 sourcePool: service.sourcePool.map(\.mapped), id: serviceIDs.ids[s],
+                                 backendIDs: backendIDs.next))
         }
         guard let seed = FlowHashSeed(bytes: flows.hashSeed) else {
             throw ConfigError(file: file, field: "flows.hash_seed", reason: "must be 16 bytes")
         }
-        return DataPlaneSnapshot(ports: contexts, services: built, routing: routing, hasher: FlowHasher(seed: seed))
+        return DataPlaneSnapshot(ports: contexts, services: built, routing: routing, hasher: FlowHasher(seed: seed),
+                                 serviceIDs: serviceIDs.next)
+    }
+
+    /// CLOCK_MONOTONIC seconds: the clock of id quarantine (not the workers' TSC ticks).
+    static func monotonicSeconds() -> UInt64 {
+        var t = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t)
+        return UInt64(t.tv_sec)
     }
 }

@@ -17,8 +17,12 @@ public enum Announcer {
     ///
     /// TX queues are not thread-safe: call this only on the thread that owns `queue`, i.e. on
     /// the main lcore before the workers launch (worker 0 owns queue 0 afterwards).
-    @inline(never)
     public static func announce(_ owned: OwnedAddresses, on port: Port, queue: UInt16, pool: Mempool) -> Report {
+        announce(owned, portID: port.id, queue: queue, pool: pool)
+    }
+
+    @inline(never)
+    public static func announce(_ owned: OwnedAddresses, portID: UInt16, queue: UInt16, pool: Mempool) -> Report {
         var report = Report()
         var batch = [OpaquePointer?]()
         batch.reserveCapacity(WorkerLoop.burstSize)
@@ -36,7 +40,7 @@ public enum Announcer {
             guard !batch.isEmpty else { return }
             let count = batch.count
             let sent = batch.withUnsafeMutableBufferPointer { buffer in
-                let sent = Int(sl_tx_burst(port.id, queue, buffer.baseAddress, UInt16(count)))
+                let sent = Int(sl_tx_burst(portID, queue, buffer.baseAddress, UInt16(count)))
                 // Safe: the driver took ownership of buffer[0..<sent]; the rest are still ours.
                 if sent < count { sl_mbuf_free_bulk(buffer.baseAddress! + sent, UInt32(count - sent)) }
                 return sent

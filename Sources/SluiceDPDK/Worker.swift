@@ -82,29 +82,6 @@ public final class StopSignal: Sendable {
     public var isRequested: Bool { requested.load(ordering: .relaxed) }
 }
 
-/// What the load-balancing pipeline shares across workers: the snapshot it reads, the tables
-/// it reads and writes lock-free, and what worker 0 needs for its once-a-second chores.
-public final class PipelineResources: @unchecked Sendable {
-    // Safe (@unchecked Sendable): every member is immutable or internally synchronised
-    // (NeighborTable, FlowTable are lock-free; the snapshot is read-only).
-    public let snapshot: DataPlaneSnapshot
-    public let neighbors: NeighborTable
-    public let flows: FlowTable
-    public let resolver: NeighborResolver
-    /// Where first fragments went, so later ones follow (shared: RSS may split a datagram).
-    public let fragments = FragmentTable()
-    /// Buffers for the resolver's solicitations.
-    public let pool: Mempool
-
-    public init(snapshot: DataPlaneSnapshot, neighbors: NeighborTable, flows: FlowTable, pool: Mempool) {
-        self.snapshot = snapshot
-        self.neighbors = neighbors
-        self.flows = flows
-        self.resolver = NeighborResolver(snapshot: snapshot)
-        self.pool = pool
-    }
-}
-
 /// Chores a worker does on the TX drain tick, never per packet.
 public enum WorkerChores {
     /// Flow-table buckets visited per drain tick by each worker's expiry sweep: bounded work
@@ -285,12 +262,25 @@ public final class Worker: @unchecked Sendable {
                 idleMode = .sleep
             }
         }
+        var status: Int32 = 0
         switch mode {
-        case .pipeline: pipelineLoop(arena, idleMode: idleMode, slots: VerdictSlots())
+        case .pipeline:
+            // Safe: the daemon gives every pipeline-mode worker its resources (checked at launch).
+            let rcu = resources.unsafelyUnwrapped.rcu
+            let reader = UInt32(index)
+            guard index < resources.unsafelyUnwrapped.maxWorkers, sl_rcu_register(rcu, reader) == 0 else {
+                Log.error("worker \(index): cannot register with the snapshot RCU (max \(resources.unsafelyUnwrapped.maxWorkers) workers)")
+                status = 1
+                break
+            }
+            sl_rcu_online(rcu, reader)
+            pipelineLoop(arena, idleMode: idleMode, slots: VerdictSlots())
+            sl_rcu_offline(rcu, reader)
+            _ = sl_rcu_unregister(rcu, reader)
         case .io: ioLoop(arena, idleMode: idleMode)
         }
         if idleMode == .interrupt { unregisterInterrupts(arena, count: arena.laneCount) }
-        return 0
+        return status
     }
 
     // MARK: - The loops
@@ -307,20 +297,29 @@ public final class Worker: @unchecked Sendable {
         let lanes = arena.lanes
         let hz = max(1, EAL.tscHz)
         let flows = resources.flows.view
-        var context = PipelineContext(snapshot: resources.snapshot, neighbors: resources.neighbors,
+        // Registered and online with the snapshot RCU (by `run`) for the whole loop.
+        let rcu = resources.rcu
+        let reader = UInt32(index)
+        // The snapshot is re-read at the top of every iteration (`beforePoll`), after the
+        // quiescent state: publications take effect within one loop iteration.
+        var context = PipelineContext(snapshot: resources.load().takeUnretainedValue(), neighbors: resources.neighbors,
                                       flows: flows, counters: counters, now: UInt32(truncatingIfNeeded: sl_rdtsc() / hz),
                                       fragments: resources.fragments)
         var lastChoreSecond = context.now &- 1
         let resolves = index == 0
         // Unretained in the loop: `self.resources` keeps the tables alive while the worker runs.
         let resourcesRef = Unmanaged.passUnretained(resources)
-        pollLoop(arena, idleMode: idleMode, onDrainTick: { tsc in
+        pollLoop(arena, idleMode: idleMode, rcu: rcu, reader: reader, beforePoll: {
+            context.snapshot = resourcesRef._withUnsafeGuaranteedRef { $0.load() }
+        }, onDrainTick: { tsc in
             context.now = UInt32(truncatingIfNeeded: tsc / hz)
             _ = flows.expire(now: context.now, budget: WorkerChores.expiryBudget)
             if resolves && context.now != lastChoreSecond {
                 lastChoreSecond = context.now
-                Worker.solicitNeighbors(resourcesRef, lanes: lanes, now: context.now, counters: counters)
+                Worker.solicitNeighbors(resourcesRef, snapshot: context.snapshot, lanes: lanes, now: context.now,
+                                        counters: counters)
             }
+            if resolves { Worker.sendAnnouncements(resourcesRef, lanes: lanes) }
         }) { lane in
             Worker.receiveAndProcess(lane, lanes: lanes, received: received, dropped: dropped, prepared: prepared,
                                      counters: counters, slots: slots, context: &context)
@@ -330,16 +329,28 @@ public final class Worker: @unchecked Sendable {
     /// Builds and queues the ARP requests / neighbor solicitations due now. Cold: at most once a
     /// second, on worker 0, which owns its TX queue on every port.
     @inline(never)
-    static func solicitNeighbors(_ resourcesRef: Unmanaged<PipelineResources>, lanes: UnsafeMutablePointer<Lane>,
-                                 now: UInt32, counters: WorkerCounters) {
+    static func solicitNeighbors(_ resourcesRef: Unmanaged<PipelineResources>, snapshot: Unmanaged<DataPlaneSnapshot>,
+                                 lanes: UnsafeMutablePointer<Lane>, now: UInt32, counters: WorkerCounters) {
         let resources = resourcesRef.takeUnretainedValue()
-        for request in resources.resolver.due(now: now, neighbors: resources.neighbors) {
+        let resolver = snapshot.takeUnretainedValue().resolver
+        for request in resolver.due(now: now, neighbors: resources.neighbors) {
             guard let m = sl_mbuf_alloc(resources.pool.pointer) else { return }
             // Safe: a fresh mbuf's data pointer is valid for its capacity.
             let length = NeighborResolver.write(request, into: sl_mbuf_data(m), capacity: Int(sl_mbuf_capacity(m)))
             guard length > 0 else { sl_mbuf_free(m); continue }
             sl_mbuf_set_length(m, UInt16(truncatingIfNeeded: length))
             enqueue(m, length: length, on: lanes + request.port, counters: counters)
+        }
+    }
+
+    /// GARP / unsolicited NA for addresses a publication newly owns, on worker 0's TX queue of
+    /// each port (worker 0 owns queue 0 everywhere). Cold: an atomic try-lock per drain tick.
+    @inline(never)
+    static func sendAnnouncements(_ resourcesRef: Unmanaged<PipelineResources>, lanes: UnsafeMutablePointer<Lane>) {
+        let resources = resourcesRef.takeUnretainedValue()
+        for (port, owned) in resources.takeAnnouncements() {
+            let report = Announcer.announce(owned, portID: lanes[port].txPort, queue: lanes[port].queue, pool: resources.pool)
+            if report.failed > 0 { Log.error("port \(lanes[port].txPort): \(report.failed) announcements not sent") }
         }
     }
 
@@ -350,7 +361,7 @@ public final class Worker: @unchecked Sendable {
     func ioLoop(_ arena: WorkerArena, idleMode: IdlePolicy.Mode) {
         let counters = self.counters
         let received = arena.received
-        pollLoop(arena, idleMode: idleMode, onDrainTick: { _ in }) { lane in
+        pollLoop(arena, idleMode: idleMode, rcu: nil, reader: 0, beforePoll: {}, onDrainTick: { _ in }) { lane in
             Worker.forwardBurst(lane, received: received, counters: counters)
         }
     }
@@ -358,8 +369,11 @@ public final class Worker: @unchecked Sendable {
     /// The loop skeleton shared by both modes: poll every lane, account the iteration's
     /// cycles as busy or idle, drain TX buffers and publish tallies on the drain tick, back off
     /// after a run of empty iterations, stop when asked. `pollLane` returns packets received.
+    /// With `rcu`, each iteration starts with a quiescent state of reader `reader`, then
+    /// `beforePoll` (which re-reads published state); the worker is offline while backed off.
     @inline(__always)
-    func pollLoop(_ arena: WorkerArena, idleMode: IdlePolicy.Mode, onDrainTick: (UInt64) -> Void,
+    func pollLoop(_ arena: WorkerArena, idleMode: IdlePolicy.Mode, rcu: OpaquePointer?, reader: UInt32,
+                  beforePoll: () -> Void, onDrainTick: (UInt64) -> Void,
                   _ pollLane: (UnsafeMutablePointer<Lane>) -> Int) {
         let counters = self.counters
         let stop = self.stop
@@ -372,6 +386,8 @@ public final class Worker: @unchecked Sendable {
         var lastDrain = iterationStart
 
         while !stop.isRequested {
+            if let rcu { sl_rcu_quiescent(rcu, reader) }
+            beforePoll()
             var received = 0
             for l in 0..<laneCount {
                 received &+= pollLane(lanes + l)
@@ -390,7 +406,9 @@ public final class Worker: @unchecked Sendable {
             if emptyPolls >= backoffAfter {
                 onDrainTick(now)
                 Worker.flushAll(lanes, count: laneCount, counters: counters)
+                if let rcu { sl_rcu_offline(rcu, reader) }
                 backOff(idleMode, arena)
+                if let rcu { sl_rcu_online(rcu, reader) }
                 let resumed = sl_rdtsc()
                 tally.totalCycles &+= resumed &- now   // time backed off is idle time
                 iterationStart = resumed

@@ -19,10 +19,12 @@ public struct NeighborResolver: Sendable {
     public static let refreshAfter: UInt32 = 30
     public let wanted: [Request]
 
-    public init(snapshot: DataPlaneSnapshot) {
+    public init(snapshot: DataPlaneSnapshot) { self = snapshot.resolver }
+
+    init(ports: [PortContext], wanted hops: [(port: UInt16, address: IPv6Address)]) {
         var wanted: [Request] = []
-        for (port, hop) in snapshot.wantedNeighbors {
-            let context = snapshot.ports[Int(port)]
+        for (port, hop) in hops {
+            let context = ports[Int(port)]
             let source = hop.isIPv4Mapped ? context.selfIPv4 : context.selfIPv6
             guard source != .unspecified else { continue }
             wanted.append(Request(port: Int(port), target: hop, source: source, mac: context.mac))

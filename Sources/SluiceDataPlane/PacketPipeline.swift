@@ -42,8 +42,9 @@ public struct PacketOutput {
     @inlinable public init(port: Int) { self.port = port }
 }
 
-/// How a flow-table entry names its service and backend, and what the reverse entry needs to
-/// restore the VIP side. Forward entries (zone 0) are keyed on the client's 5-tuple; reverse
+/// How a flow-table entry names its service and backend — by their stable ids (`StableIDs`), so
+/// that a new snapshot keeps established flows on their backends — and what the reverse entry
+/// needs to restore the VIP side. Forward entries (zone 0) are keyed on the client's 5-tuple; reverse
 /// entries (zone 1) on the backend's reply 5-tuple.
 @usableFromInline
 enum FlowBinding {
@@ -170,7 +171,7 @@ public enum PacketPipeline {
                     }
                     return snapshot.services.service(index)._withUnsafeGuaranteedRef { service in
                         forward(p, length: &length, capacity: capacity, headroom: headroom, frame: frame,
-                                hash: flowHash, service: service, serviceIndex: index, ingress: ingress, snapshot: snapshot,
+                                hash: flowHash, service: service, ingress: ingress, snapshot: snapshot,
                                 output: &output, context: &context)
                     }
                 }
@@ -223,7 +224,7 @@ public enum PacketPipeline {
 
     @inlinable
     static func forward(_ p: UnsafeMutableRawPointer, length: inout Int, capacity: Int, headroom: Int,
-                        frame: ParsedFrame, hash: UInt64, service: Service, serviceIndex: Int, ingress: Int,
+                        frame: ParsedFrame, hash: UInt64, service: Service, ingress: Int,
                         snapshot: DataPlaneSnapshot, output: inout PacketOutput,
                         context: inout PipelineContext) -> Verdict {
         let counters = context.counters
@@ -231,13 +232,16 @@ public enum PacketPipeline {
         let key = ConntrackKey(packet: p, frame: frame, zone: FlowBinding.forwardZone).unsafelyUnwrapped
         let event = flowEvent(p, frame: frame, reply: false)
         var backendIndex = -1
+        var stale: FlowHandle? = nil
         if var handle = context.flows.lookup(key, hash: hash, now: context.now) {
             let v = handle.value
             // A known flow keeps its backend while that backend still exists in this service
             // (weight 0 included: draining lets existing flows finish).
-            if FlowBinding.service(v) == serviceIndex, FlowBinding.backend(v) < service.backendCount {
-                backendIndex = FlowBinding.backend(v)
+            if FlowBinding.service(v) == Int(service.id), let index = service.backendIndex(id: FlowBinding.backend(v)) {
+                backendIndex = index
                 _ = context.flows.update(&handle, event: event, now: context.now)
+            } else {
+                stale = handle
             }
         }
         if backendIndex < 0 {
@@ -245,15 +249,20 @@ public enum PacketPipeline {
             guard entry != MaglevTable.noBackend else { return .drop(.noBackend) }
             backendIndex = Int(entry)
             let vipPort = p.loadBE16(frame.l4Offset + 2)
-            let value = FlowBinding.value(service: serviceIndex, backend: backendIndex, vipPort: vipPort, ingress: ingress)
-            switch context.flows.insert(key, hash: hash, value: value, event: event, now: context.now) {
+            let value = FlowBinding.value(service: Int(service.id), backend: Int(service.backend(backendIndex).pointee.id),
+                                          vipPort: vipPort, ingress: ingress)
+            // Its backend left the service: Maglev picks again and the entry is rebound, keeping its state.
+            let result = stale.map { context.flows.rebind(key, hash: hash, handle: $0, value: value, now: context.now) }
+                ?? context.flows.insert(key, hash: hash, value: value, event: event, now: context.now)
+            switch result {
             case .inserted, .replaced:
-                counters._withUnsafeGuaranteedRef { $0.add(.newFlows) }
+                counters._withUnsafeGuaranteedRef { $0.add(stale == nil ? .newFlows : .flowsRebound) }
                 insertReverse(p, frame: frame, service: service, backendIndex: backendIndex, value: value,
                               event: event, snapshot: snapshot, context: context)
             case .existing(let h):
                 // Another worker inserted it first: follow its choice.
-                if FlowBinding.backend(h.value) < service.backendCount { backendIndex = FlowBinding.backend(h.value) }
+                if FlowBinding.service(h.value) == Int(service.id),
+                   let index = service.backendIndex(id: FlowBinding.backend(h.value)) { backendIndex = index }
             case .full:
                 // Maglev alone still sends this flow to the same backend while the set is unchanged.
                 counters._withUnsafeGuaranteedRef { $0.add(.statelessForwards) }
@@ -263,8 +272,8 @@ public enum PacketPipeline {
         if frame.moreFragments {
             // The first fragment: its later fragments follow it to this backend.
             context.fragments._withUnsafeGuaranteedRef {
-                $0.record(fragmentKey(p, frame: frame, snapshot: snapshot), service: serviceIndex, backend: backendIndex,
-                          now: context.now)
+                $0.record(fragmentKey(p, frame: frame, snapshot: snapshot), service: Int(service.id),
+                          backend: Int(backend.pointee.id), now: context.now)
             }
         }
         let targetPort = backend.pointee.port == 0 ? p.loadBE16(frame.l4Offset + 2) : backend.pointee.port
@@ -329,12 +338,12 @@ public enum PacketPipeline {
                                context: inout PipelineContext) -> Verdict {
         let key = fragmentKey(p, frame: frame, snapshot: snapshot)
         guard let first = context.fragments._withUnsafeGuaranteedRef({ $0.lookup(key, now: context.now) }),
-              first.service < snapshot.services.count else { return .drop(.fragmentNotHandled) }
-        return snapshot.services.service(first.service)._withUnsafeGuaranteedRef { service in
-            guard first.backend < service.backendCount else { return .drop(.noBackend) }
+              let serviceIndex = snapshot.services.index(id: first.service) else { return .drop(.fragmentNotHandled) }
+        return snapshot.services.service(serviceIndex)._withUnsafeGuaranteedRef { service in
+            guard let backendIndex = service.backendIndex(id: first.backend) else { return .drop(.noBackend) }
             context.counters._withUnsafeGuaranteedRef { $0.add(.fragmentsFollowed) }
             return transmitToBackend(p, length: &length, capacity: capacity, headroom: headroom, frame: frame,
-                                     service: service, backend: service.backend(first.backend), targetPort: 0,
+                                     service: service, backend: service.backend(backendIndex), targetPort: 0,
                                      hash: key, snapshot: snapshot, output: &output, context: &context)
         }
     }
@@ -491,11 +500,13 @@ public enum PacketPipeline {
         }
         guard proto == IPProtocol.tcp || proto == IPProtocol.udp || proto == IPProtocol.sctp,
               let handle = context.flows.lookup(key, hash: hash, now: context.now) else { return .drop(.notOwnedAddress) }
-        let serviceIndex = FlowBinding.service(handle.value)
-        let backendIndex = FlowBinding.backend(handle.value)
-        guard serviceIndex < snapshot.services.count else { return .drop(.noService) }
+        guard let serviceIndex = snapshot.services.index(id: FlowBinding.service(handle.value)) else {
+            return .drop(.noService)
+        }
         return snapshot.services.service(serviceIndex)._withUnsafeGuaranteedRef { service in
-            guard backendIndex < service.backendCount else { return .drop(.noBackend) }
+            guard let backendIndex = service.backendIndex(id: FlowBinding.backend(handle.value)) else {
+                return .drop(.noBackend)
+            }
             // vxlan backends would need the error wrapped too; they are not delivered yet.
             guard service.mode == .dnat else { return .drop(.unsupportedICMPType) }
             let backend = service.backend(backendIndex)
@@ -568,8 +579,7 @@ public enum PacketPipeline {
         let key = ConntrackKey(packet: p, frame: frame, zone: FlowBinding.reverseZone).unsafelyUnwrapped
         guard var handle = context.flows.lookup(key, hash: hash, now: context.now) else { return .drop(.notOwnedAddress) }
         let value = handle.value
-        let serviceIndex = FlowBinding.service(value)
-        guard serviceIndex < snapshot.services.count else { return .drop(.noService) }
+        guard let serviceIndex = snapshot.services.index(id: FlowBinding.service(value)) else { return .drop(.noService) }
         _ = context.flows.update(&handle, event: flowEvent(p, frame: frame, reply: true), now: context.now)
         let client = frame.isIPv4 ? IPv6Address(ipv4Mapped: p.loadBE32(frame.l3Offset + 16))
                                   : IPv6Address.load(p, frame.l3Offset + 24)

@@ -27,9 +27,13 @@ public struct BackendTarget: Sendable, Equatable {
     public var vtep: IPv6Address
     public var vni: UInt32
     public var innerMAC: MACAddress
+    /// Stable within the service across snapshots (`StableIDs`): what flow entries store.
+    /// `StableIDs.none` (the default) means "its position", for services built by hand.
+    public var id: UInt16
 
     public init(address: IPv6Address, port: UInt16, weight: UInt32, egressPort: UInt16, nextHop: IPv6Address,
-                vtep: IPv6Address = .unspecified, vni: UInt32 = 0, innerMAC: MACAddress = .zero) {
+                vtep: IPv6Address = .unspecified, vni: UInt32 = 0, innerMAC: MACAddress = .zero, id: UInt16 = 0xFFFF) {
+        self.id = id
         self.address = address
         self.port = port
         self.weight = weight
@@ -41,6 +45,7 @@ public struct BackendTarget: Sendable, Equatable {
     }
 
     @inlinable public var isIPv4: Bool { address.isIPv4Mapped }
+    public var identity: BackendIdentity { BackendIdentity(address: address, port: port) }
 }
 
 extension IPv6Address {
@@ -63,11 +68,26 @@ public final class Service: @unchecked Sendable {
     /// 0: no clamping.
     public let mssClamp: UInt16
     public let sourcePool: [IPv6Address]
+    /// Stable across snapshots (`StableIDs`): what flow entries store to name the service.
+    /// `StableIDs.none` (the default) until a `ServiceTable` gives it its position; set once,
+    /// before any worker can see the service.
+    public internal(set) var id: UInt16
+    /// The backend ids to carry into the next snapshot of this service (control plane only).
+    public let backendIDs: StableIDs<BackendIdentity>
     // Safe: written in `init` only, freed in `deinit`; read-only while workers use it.
     @usableFromInline let backendStorage: UnsafeMutableBufferPointer<BackendTarget>
+    /// Backend id → position in `backendStorage`.
+    @usableFromInline let backendSlots: SlotMap
 
+    /// Backends whose `id` is `StableIDs.none` get their position as id.
     public init(name: String, mode: ServiceMode, vip: IPv6Address, proto: UInt8, port: UInt16,
-                backends: [BackendTarget], maglev: MaglevTable, mssClamp: UInt16 = 0, sourcePool: [IPv6Address] = []) {
+                backends: [BackendTarget], maglev: MaglevTable, mssClamp: UInt16 = 0, sourcePool: [IPv6Address] = [],
+                id: UInt16 = 0xFFFF, backendIDs: StableIDs<BackendIdentity> = StableIDs()) {
+        var backends = backends
+        for i in backends.indices where backends[i].id == StableIDs<BackendIdentity>.none { backends[i].id = UInt16(i) }
+        self.id = id
+        self.backendIDs = backendIDs
+        backendSlots = SlotMap(ids: backends.map(\.id))
         self.name = name
         self.mode = mode
         self.vip = vip
@@ -83,7 +103,16 @@ public final class Service: @unchecked Sendable {
 
     public let backendCount: Int
 
-    deinit { backendStorage.deallocate() }
+    deinit {
+        backendStorage.deallocate()
+        backendSlots.deallocate()
+    }
+
+    public var identity: ServiceIdentity { ServiceIdentity(vip: vip, proto: proto, port: port) }
+
+    /// The position of the backend with stable id `id`, or nil when this snapshot has none.
+    @inlinable @inline(__always)
+    public func backendIndex(id: Int) -> Int? { backendSlots.position(id) }
 
     public var backends: [BackendTarget] { Array(backendStorage.prefix(backendCount)) }
 
@@ -123,9 +152,16 @@ public final class ServiceTable: @unchecked Sendable {
     @usableFromInline let keys: UnsafeMutableBufferPointer<Key>
     @usableFromInline let indices: UnsafeMutableBufferPointer<UInt16>
     @usableFromInline let unmanaged: UnsafeMutableBufferPointer<Unmanaged<Service>>
+    /// Service id → index in `services`.
+    @usableFromInline let serviceSlots: SlotMap
+    /// The service ids to carry into the next snapshot (control plane only).
+    public let serviceIDs: StableIDs<ServiceIdentity>
 
-    public init(services: [Service]) {
+    public init(services: [Service], serviceIDs: StableIDs<ServiceIdentity> = StableIDs()) {
         self.services = services
+        self.serviceIDs = serviceIDs
+        for (i, s) in services.enumerated() where s.id == StableIDs<ServiceIdentity>.none { s.id = UInt16(i) }
+        serviceSlots = SlotMap(ids: services.map(\.id))
         count = services.count
         let order = services.indices.sorted { Key(services[$0].vip, services[$0].proto, services[$0].port)
             < Key(services[$1].vip, services[$1].proto, services[$1].port) }
@@ -143,7 +179,12 @@ public final class ServiceTable: @unchecked Sendable {
         keys.deallocate()
         indices.deallocate()
         unmanaged.deallocate()
+        serviceSlots.deallocate()
     }
+
+    /// The index of the service with stable id `id`, or nil when this snapshot has none.
+    @inlinable @inline(__always)
+    public func index(id: Int) -> Int? { serviceSlots.position(id) }
 
     @inlinable
     func find(_ key: Key) -> Int? {

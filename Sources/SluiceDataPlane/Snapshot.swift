@@ -40,7 +40,7 @@ public struct PortContext: @unchecked Sendable {
 
 /// Everything a worker reads to decide a packet's fate, built whole off the hot path and never
 /// changed after: ports, services with their Maglev tables, routes, the flow hasher.
-/// (Publication of a new snapshot to running workers is the control-socket issue's RCU.)
+/// Running workers get a new one through RCU publication (`PipelineResources.publish`).
 public final class DataPlaneSnapshot: @unchecked Sendable {
     public let ports: [PortContext]
     public let services: ServiceTable
@@ -51,13 +51,17 @@ public final class DataPlaneSnapshot: @unchecked Sendable {
     // Safe: written in `init`, freed in `deinit`, read-only in between.
     @usableFromInline let portTable: UnsafeMutableBufferPointer<PortContext>
     public let portCount: Int
+    /// The next hops to solicit for this snapshot (worker 0 asks once a second).
+    public let resolver: NeighborResolver
 
-    public init(ports: [PortContext], services: [Service], routing: Routing, hasher: FlowHasher, vxlanPort: UInt16 = 4789) {
+    public init(ports: [PortContext], services: [Service], routing: Routing, hasher: FlowHasher, vxlanPort: UInt16 = 4789,
+                serviceIDs: StableIDs<ServiceIdentity> = StableIDs()) {
         self.ports = ports
-        self.services = ServiceTable(services: services)
+        self.services = ServiceTable(services: services, serviceIDs: serviceIDs)
         self.routing = routing
         self.hasher = hasher
         self.vxlanPort = vxlanPort
+        resolver = NeighborResolver(ports: ports, wanted: DataPlaneSnapshot.wantedNeighbors(services: services, routing: routing))
         portCount = ports.count
         portTable = .allocate(capacity: max(1, ports.count))
         let prefixCount = ports.reduce(0) { $0 + $1.connected.count }
@@ -92,14 +96,19 @@ public final class DataPlaneSnapshot: @unchecked Sendable {
     /// Every next hop the forward path can need (backends, VTEPs, gateways): the resolver asks
     /// for these before any packet does.
     public var wantedNeighbors: [(port: UInt16, address: IPv6Address)] {
+        DataPlaneSnapshot.wantedNeighbors(services: services.services, routing: routing)
+    }
+
+    static func wantedNeighbors(services: [Service], routing: Routing) -> [(port: UInt16, address: IPv6Address)] {
         var out: [(UInt16, IPv6Address)] = []
-        for s in services.services {
-            for b in s.backends where !out.contains(where: { $0.0 == b.egressPort && $0.1 == b.nextHop }) {
+        var seen = Set<[UInt64]>()
+        for s in services {
+            for b in s.backends where seen.insert([UInt64(b.egressPort), b.nextHop.high, b.nextHop.low]).inserted {
                 out.append((b.egressPort, b.nextHop))
             }
         }
         for e in routing.entries {
-            if let g = e.gateway, !out.contains(where: { $0.0 == e.port && $0.1 == g }) { out.append((e.port, g)) }
+            if let g = e.gateway, seen.insert([UInt64(e.port), g.high, g.low]).inserted { out.append((e.port, g)) }
         }
         return out
     }

@@ -24,6 +24,8 @@ public enum Counter: Int, CaseIterable, Sendable {
     case neighborsLearned
     /// Later IP fragments sent to the backend their first fragment went to.
     case fragmentsFollowed
+    /// Known flows whose backend had left the service: re-balanced by Maglev and rebound.
+    case flowsRebound
 
     public var name: String {
         switch self {
@@ -40,6 +42,7 @@ public enum Counter: Int, CaseIterable, Sendable {
         case .statelessForwards: "stateless_forwards"
         case .neighborsLearned: "neighbors_learned"
         case .fragmentsFollowed: "fragments_followed"
+        case .flowsRebound: "flows_rebound"
         }
     }
 }

@@ -13,9 +13,11 @@ import Glibc
 /// Threads: the main lcore runs everything here; workers run `Worker.run` on their own lcores.
 /// SIGINT and SIGTERM are blocked before the EAL creates any thread, so every thread inherits
 /// the mask and the signals are only ever taken synchronously by `sigtimedwait` here: no
-/// handler runs on a worker, and nothing async-signal-unsafe can happen.
+/// handler runs on a worker, and nothing async-signal-unsafe can happen. SIGHUP re-reads the
+/// configuration file and publishes its services, VIPs, routes and neighbors live (`reload`).
 final class Daemon {
-    let config: SluicedConfig
+    /// The configuration in force: the file as loaded at start, then as last reloaded.
+    private(set) var config: SluicedConfig
     let mode: ForwardingMode
     let ealOptions: [String]
     let configPath: String
@@ -140,7 +142,8 @@ final class Daemon {
         }
         let neighbors = NeighborTable()
         for (address, mac) in config.neighbors { neighbors.learn(address.mapped, mac: mac, now: 0) }
-        let resources = PipelineResources(snapshot: snapshot, neighbors: neighbors, flows: flows, pool: pool)
+        let resources = try PipelineResources(snapshot: snapshot, neighbors: neighbors, flows: flows, pool: pool,
+                                              maxWorkers: config.workers.lcores.count)
         self.resources = resources
 
         for (index, lcore) in config.workers.lcores.enumerated() {
@@ -240,6 +243,7 @@ final class Daemon {
         sigemptyset(&set)
         sigaddset(&set, SIGINT)
         sigaddset(&set, SIGTERM)
+        sigaddset(&set, SIGHUP)
         return set
     }
 
@@ -257,10 +261,32 @@ final class Daemon {
             let signal = sigtimedwait(&set, nil, &timeout)
             if signal == SIGINT { return ("SIGINT", true) }
             if signal == SIGTERM { return ("SIGTERM", true) }
+            if signal == SIGHUP { reload() }
             if let gone = workers.first(where: { !$0.isRunning }) {
                 Log.error("worker \(gone.index) (lcore \(gone.lcore)) stopped on its own")
                 return ("worker \(gone.index) stopped", false)
             }
+        }
+    }
+
+    /// SIGHUP: loads the configuration file again and, if it is valid and changes only what can
+    /// change live, publishes the new snapshot (flows keep their backends where those remain).
+    /// A rejected file changes nothing; the error names the field.
+    func reload() {
+        guard let resources, mode == .pipeline else {
+            Log.error("reload: ignored (no load-balancing pipeline in this mode)")
+            return
+        }
+        do throws(ConfigError) {
+            let next = try SluicedConfig.load(path: configPath)
+            try config.checkLiveChange(to: next, file: configPath)
+            let snapshot = try next.makeSnapshot(portMACs: ports.map(\.mac), file: configPath, previous: resources.snapshot)
+            for (address, mac) in next.neighbors { resources.neighbors.learn(address.mapped, mac: mac, now: 0) }
+            let generation = resources.publish(snapshot)
+            config = next
+            Output.line("sluiced: reloaded \(configPath): generation \(generation), \(snapshot.services.count) service(s)")
+        } catch {
+            Log.error("reload rejected, configuration unchanged: \(error.description)")
         }
     }
 

@@ -88,7 +88,11 @@ wait $SLUICED_PID && rc=0 || rc=$?
 [ "$rc" -eq 0 ] || fail "sluiced exited $rc on SIGINT"
 counter() { awk -v n="$1" '$1 == "counter" && $2 == n { print $3 }' "$LAB_DIR/sluiced.log"; }
 flows=$(counter new_flows)
-[ "$flows" -ge $((REQUESTS + REQUESTS / 2)) ] || fail "new_flows $flows < connections made"
+# The HTTP server closes first, so the client holds no TIME_WAIT and may reuse a source port at
+# once: that connection's 5-tuple is still in the table (closing), so it is not a new flow.
+connections=$((REQUESTS + REQUESTS / 2))
+[ "$flows" -ge $((connections * 95 / 100)) ] && [ "$flows" -le "$connections" ] \
+  || fail "new_flows $flows for $connections connections"
 [ "$(counter forward_to_backend)" -gt 0 ] && [ "$(counter return_to_client)" -gt 0 ] || fail "forward/return counters are zero"
 [ "$(counter drop_no_service)" -ge 1 ] || fail "the port-81 SYN was not counted as no_service"
 echo "ok: counters: new_flows=$flows forward_to_backend=$(counter forward_to_backend) return_to_client=$(counter return_to_client)"

@@ -27,6 +27,7 @@
 #include <rte_mempool.h>
 #include <rte_pause.h>
 #include <rte_prefetch.h>
+#include <rte_rcu_qsbr.h>
 
 #define SL_ALWAYS_INLINE static inline __attribute__((always_inline))
 
@@ -223,3 +224,24 @@ int sl_rx_interrupt_disable(uint16_t port, uint16_t queue);
 /** Waits up to `timeout_ms` on the calling thread's epoll set; returns events seen (0 on
  *  timeout) or a negative errno value. Events are only wake-ups: the caller then polls. */
 int sl_rx_interrupt_wait(int timeout_ms);
+
+/* ---- RCU (rte_rcu_qsbr): quiescent-state reclamation of snapshots ------------------------- */
+
+/** A QSBR variable for `max_threads` readers (the workers), zeroed, cache aligned; NULL on failure. */
+struct rte_rcu_qsbr *sl_rcu_create(uint32_t max_threads);
+void sl_rcu_free(struct rte_rcu_qsbr *v);
+/** Adds / removes reader `id` (0 ..< max_threads); 0 or a negative errno. */
+int sl_rcu_register(struct rte_rcu_qsbr *v, unsigned int id);
+int sl_rcu_unregister(struct rte_rcu_qsbr *v, unsigned int id);
+/** Writer side, on a thread that is not a reader: returns once every online reader has
+ *  reported a quiescent state after this call began (spins with rte_pause). */
+void sl_rcu_synchronize(struct rte_rcu_qsbr *v);
+
+/** Reader: "I hold no reference to anything published before now" (a release store of the
+ *  current token). Called once per worker-loop iteration. */
+SL_ALWAYS_INLINE void sl_rcu_quiescent(struct rte_rcu_qsbr *v, unsigned int id) {
+    rte_rcu_qsbr_quiescent(v, id);
+}
+/** Reader going to sleep (writers stop waiting for it) / waking (it reads afresh after this). */
+SL_ALWAYS_INLINE void sl_rcu_offline(struct rte_rcu_qsbr *v, unsigned int id) { rte_rcu_qsbr_thread_offline(v, id); }
+SL_ALWAYS_INLINE void sl_rcu_online(struct rte_rcu_qsbr *v, unsigned int id) { rte_rcu_qsbr_thread_online(v, id); }
