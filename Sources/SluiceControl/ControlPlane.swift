@@ -228,6 +228,18 @@ public final class ControlPlane {
         return generation
     }
 
+    /// Replaces the whole configuration (the daemon's SIGHUP reload: routes and neighbors may
+    /// change too). Published like any change; the generation moves on by one. The caller has
+    /// checked `next` (`checkLiveChange`); on error nothing changes.
+    public func replaceConfiguration(_ next: SluicedConfig, reason: String) throws(ConfigError) -> UInt64 {
+        let published = try target.publish(next)
+        config = next
+        generation += 1
+        onChange?(.object([("type", .string("state")), ("generation", .int(generation)),
+                           ("changes", .array([.string(reason)]))]))
+        return published
+    }
+
     // MARK: - Methods
 
     func execute(_ r: Request, work: inout Transaction, subscribed: inout Subscription?) throws(RPCError) -> JSONValue {

@@ -1,4 +1,5 @@
 import SluiceConfig
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -84,6 +85,10 @@ public final class ControlServer: @unchecked Sendable {
     private var thread: pthread_t?
     private var clients: [Client] = []
     private var stopping = false
+    /// Serialises use of `plane` between the server thread and `withPlane` callers (the
+    /// daemon's SIGHUP reload). `pendingEvents` is only touched with it held.
+    private let planeLock = Mutex(())
+    private var pendingEvents: [JSONValue] = []
 
     final class Client {
         /// -1 once closed.
@@ -131,7 +136,8 @@ public final class ControlServer: @unchecked Sendable {
             throw ControlServerError(reason: "\(options.path): pipe: \(ControlServer.errorText())")
         }
         wake = (fds[0], fds[1])
-        plane.onChange = { [unowned self] event in self.broadcast(event) }
+        // Called with `planeLock` held (inside `handle` or `withPlane`); sent by the server thread.
+        plane.onChange = { [unowned self] event in self.pendingEvents.append(event) }
         let box = Unmanaged.passRetained(self)
         var t = pthread_t()
         let rc = pthread_create(&t, nil, { raw in
@@ -145,6 +151,15 @@ public final class ControlServer: @unchecked Sendable {
             throw ControlServerError(reason: "\(options.path): cannot start the control thread (\(rc))")
         }
         thread = t
+    }
+
+    /// Runs `body` on the plane from another thread, between two requests (never concurrently
+    /// with one). Events it causes are sent by the server thread right after.
+    public func withPlane<T: Sendable, E: Error>(_ body: (ControlPlane) throws(E) -> T) throws(E) -> T {
+        let result = try planeLock.withLock { _ throws(E) in try body(plane) }
+        var byte: UInt8 = 0
+        if wake.write >= 0 { _ = write(wake.write, &byte, 1) }
+        return result
     }
 
     /// Stops the thread, closes every connection and removes the socket file.
@@ -278,7 +293,11 @@ public final class ControlServer: @unchecked Sendable {
             }
             let n = poll(&fds, nfds_t(fds.count), Int32(timeout))
             if n < 0 && errno != EINTR { break }
-            if fds[0].revents != 0 { stopping = true; break }
+            if fds[0].revents != 0 {
+                var bytes = [UInt8](repeating: 0, count: 64)
+                let n = read(wake.read, &bytes, bytes.count)
+                if n > 0 && bytes[0..<n].contains(1) { stopping = true; break }
+            }
             // Clients first (their pollfds are in `clients` order), then new connections.
             let polled = clients
             for (i, c) in polled.enumerated() {
@@ -287,6 +306,11 @@ public final class ControlServer: @unchecked Sendable {
                 if c.pending > 0 && revents & Int16(POLLOUT | POLLHUP | POLLERR) != 0 { flush(c) }
             }
             if fds[1].revents & Int16(POLLIN) != 0 { acceptClients() }
+            let events = planeLock.withLock { _ in
+                defer { pendingEvents.removeAll() }
+                return pendingEvents
+            }
+            for event in events { broadcast(event) }
             housekeeping()
         }
     }
@@ -299,7 +323,7 @@ public final class ControlServer: @unchecked Sendable {
             if let s = c.session.subscription {
                 if s.stats && now >= c.nextStats {
                     c.nextStats = now + UInt64(s.intervalMilliseconds)
-                    var stats = plane.statsJSON()
+                    var stats = planeLock.withLock { _ in plane.statsJSON() }
                     if case .object(var m) = stats { m.insert(("type", .string("stats")), at: 0); stats = .object(m) }
                     send(RPC.notification(method: "event", stats), to: c)
                 }
@@ -434,7 +458,7 @@ public final class ControlServer: @unchecked Sendable {
                 if !line.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) {
                     // A local copy: the change broadcast inside `handle` reads every client's session.
                     var session = c.session
-                    let response = plane.handle(line: line, session: &session)
+                    let response = planeLock.withLock { _ in plane.handle(line: line, session: &session) }
                     if c.session.subscription == nil && session.subscription != nil { c.nextStats = 0 }
                     c.session = session
                     if let response { send(response, to: c) }

@@ -70,7 +70,7 @@ public final class InProcessTarget: ControlTarget {
     }
 
     public func publish(_ config: SluicedConfig) throws(ConfigError) -> UInt64 {
-        let next = try config.makeSnapshot(portMACs: portMACs, file: "state")
+        let next = try config.makeSnapshot(portMACs: portMACs, file: "state", previous: snapshot)
         snapshot = next
         self.config = config
         generation += 1

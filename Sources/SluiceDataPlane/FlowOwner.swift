@@ -13,19 +13,18 @@ public struct FlowOwner: Sendable {
 }
 
 extension DataPlaneSnapshot {
-    /// The service and backend indices `value` names, as the pipeline wrote them
-    /// (`FlowBinding`), and whether the entry is in the reverse zone. Nil when this snapshot has
-    /// no such service or backend (the entry predates a change).
+    /// The positions of the service and backend whose stable ids `value` holds, as the pipeline
+    /// wrote them (`FlowBinding`), and whether the entry is in the reverse zone. Nil when this
+    /// snapshot has no such service or backend (the entry predates a change).
     public func owner(of value: FlowValue, zone: UInt16) -> FlowOwner? {
-        let s = FlowBinding.service(value)
-        let b = FlowBinding.backend(value)
-        guard s < services.count, b < services.services[s].backendCount else { return nil }
+        guard let s = services.index(id: FlowBinding.service(value)),
+              let b = services.services[s].backendIndex(id: FlowBinding.backend(value)) else { return nil }
         return FlowOwner(serviceIndex: s, backendIndex: b, isReverse: zone == FlowBinding.reverseZone,
                          vipPort: FlowBinding.vipPort(value))
     }
 
-    /// The value the pipeline stores for a flow of `service` to `backend` (tests of the
-    /// control plane insert flows with it).
+    /// The value the pipeline stores for a flow of the service with stable id `service` to its
+    /// backend with stable id `backend` (tests of the control plane insert flows with it).
     public static func flowValue(service: Int, backend: Int, vipPort: UInt16, ingress: Int) -> FlowValue {
         FlowBinding.value(service: service, backend: backend, vipPort: vipPort, ingress: ingress)
     }
