@@ -108,7 +108,16 @@ public final class ControlClient {
         nextID += 1
         let request = JSONValue.object([("jsonrpc", .string("2.0")), ("id", .int(id)), ("method", .string(method)),
                                         ("params", params)])
-        try send(line: request.serialized)
+        do {
+            try send(line: request.serialized)
+        } catch {
+            // The server may have refused the connection with an error line and closed it
+            // (permission, too many clients) before the request went out: report that error.
+            if let early = try? readMessage(timeoutMilliseconds: 1000), let e = early["error"] {
+                throw .server(ControlClient.rpcError(e))
+            }
+            throw error
+        }
         while true {
             guard let message = try readMessage() else { throw .io("the server closed the connection") }
             if message["id"] == nil, message["method"] != nil {
