@@ -459,6 +459,31 @@ func json(_ text: String) throws -> JSONValue { try JSONParser.parse(text) }
     }
 }
 
+@Suite struct ControlReload {
+    /// The daemon's SIGHUP path: a whole configuration through `withPlane`, published, the
+    /// generation moved on, subscribers told; a refused one changes nothing.
+    @Test func reloadGoesThroughThePlane() throws {
+        let h = try Harness()
+        let subscriber = try h.client()
+        try subscriber.call("events.subscribe", json(#"{"stats":false}"#))
+        var next = h.plane.config
+        next.services[0].backends.removeLast()
+        let published = try h.server.withPlane { plane throws(ConfigError) in try plane.replaceConfiguration(next, reason: "reload") }
+        #expect(published == h.target.generation)
+        #expect(h.plane.generation == 1)
+        #expect(h.target.snapshot.services.services[0].backendCount == 1)
+        let event = try #require(try subscriber.nextNotification(timeoutMilliseconds: 3000))
+        #expect(event["params"]?["changes"] == .array([.string("reload")]))
+        var bad = next
+        bad.services[0].backends[0].address = .v4(IPv4Address("203.0.113.1")!)
+        #expect(throws: ConfigError.self) {
+            try h.server.withPlane { plane throws(ConfigError) in try plane.replaceConfiguration(bad, reason: "reload") }
+        }
+        #expect(h.plane.config == next)
+        #expect(h.plane.generation == 1)
+    }
+}
+
 @Suite struct ControlLimits {
     @Test func oversizedRequestIsRefusedAndDisconnected() throws {
         let h = try Harness { $0.maxRequestBytes = 1000 }
