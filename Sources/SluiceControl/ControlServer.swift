@@ -527,7 +527,4 @@ public final class ControlServer: @unchecked Sendable {
         let message = RPC.notification(method: "event", event)
         for c in clients where c.session.subscription != nil && !c.closing { send(message, to: c) }
     }
-
-    /// The number of open connections (for tests and the `stats` of a future API version).
-    public var clientCount: Int { clients.count }
 }
