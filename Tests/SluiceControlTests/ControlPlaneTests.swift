@@ -521,6 +521,27 @@ func json(_ text: String) throws -> JSONValue { try JSONParser.parse(text) }
         #expect(try h.client().call("api.version")["api"] == .string("1.0"))
     }
 
+    /// A client that sends requests but never reads its responses: once the kernel buffers are
+    /// full and the server holds more than its output limit for it, it is cut off.
+    @Test func clientThatDoesNotReadIsDisconnected() throws {
+        let h = try Harness { $0.maxPendingOutputBytes = 64 << 10 }
+        let c = try h.client()
+        let request = Array(#"{"jsonrpc":"2.0","id":1,"method":"stats"}"#.utf8) + [UInt8(ascii: "\n")]
+        var sent = 0
+        do {
+            for _ in 0..<4000 {
+                try c.send(raw: request)
+                sent += 1
+            }
+        } catch {
+            // The server closed the connection while we were still sending: what we wanted.
+        }
+        var answered = 0
+        while let _ = try? c.readMessage(timeoutMilliseconds: 3000) { answered += 1 }
+        #expect(answered < sent, "answered \(answered) of \(sent): the non-reading client was never cut off")
+        #expect(try h.client().call("api.version")["api"] == .string("1.0"))
+    }
+
     @Test func peerCredentialsAreChecked() throws {
         let h = try Harness { $0.owner = 4242; $0.group = 4343 }
         #expect(h.server.isAllowed(.init(pid: 1, uid: 0, gid: 0)))
