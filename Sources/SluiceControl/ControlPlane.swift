@@ -21,7 +21,8 @@ public final class ControlPlane {
     /// The configuration the data plane runs (ports, routes… fixed; VIPs and services as last
     /// accepted).
     public private(set) var config: SluicedConfig
-    /// The desired state's generation: set by `state.apply`, + 1 for any other change.
+    /// The desired state's generation: set by `state.apply`, + 1 for any other change (a change
+    /// to what already is, such as the same weight again, leaves it).
     public private(set) var generation: UInt64
     public let target: ControlTarget
     /// Called after each accepted change with the `event` notification's params.
@@ -212,7 +213,9 @@ public final class ControlPlane {
         }
         let next = config.replacing(DesiredState(vips: work.vips, services: work.services))
         var nextGeneration = work.explicitGeneration ?? generation
-        if work.changed && work.explicitGeneration == nil { nextGeneration = generation + 1 }
+        if work.changed && work.explicitGeneration == nil && next != config { nextGeneration = generation + 1 }
+        // A change to what already is (the same weight again): nothing to publish or announce.
+        if next == config && nextGeneration == generation { return generation }
         if next != config {
             do {
                 _ = try target.publish(next)

@@ -171,6 +171,11 @@ func json(_ text: String) throws -> JSONValue { try JSONParser.parse(text) }
         #expect(h.target.snapshot.services.services[0].backends.count == 3)
         try c.call("backend.update", json(#"{"service":"web","address":"198.51.100.13","weight":5}"#))
         #expect(h.target.snapshot.services.services[0].backends[2].weight == 5)
+        // The same weight again changes nothing: no publication, no new generation.
+        let published = h.target.generation
+        let same = try c.call("backend.update", json(#"{"service":"web","address":"198.51.100.13","weight":5}"#))
+        #expect(same["generation"] == .int(2))
+        #expect(h.target.generation == published)
         let drained = try c.call("backend.update", json(#"{"service":"web","address":"198.51.100.13","drain":true}"#))
         #expect(drained["weight"] == .int(0))
         #expect(h.target.snapshot.services.services[0].backends[2].weight == 0)
