@@ -126,6 +126,18 @@ int sl_port_configure(uint16_t port, const struct sl_port_setup *setup, struct s
         conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_MBUF_FAST_FREE;
         result->fast_free = true;
     }
+    /* Checksum offloads where the port has them: RX verifies IPv4 headers (the parser skips its
+     * own check on GOOD), TX fills in the VXLAN outer IPv4 header's checksum. TCP/UDP checksums
+     * are updated incrementally in software (RFC 1624: a few adds, cheaper than preparing the
+     * pseudo-header checksum a NIC's L4 offload needs). */
+    if (dev.rx_offload_capa & RTE_ETH_RX_OFFLOAD_IPV4_CKSUM) {
+        conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_IPV4_CKSUM;
+        result->rx_ipv4_checksum = true;
+    }
+    if (dev.tx_offload_capa & RTE_ETH_TX_OFFLOAD_IPV4_CKSUM) {
+        conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_IPV4_CKSUM;
+        result->tx_ipv4_checksum = true;
+    }
     conf.intr_conf.rxq = setup->rx_interrupts ? 1 : 0;
 
     ret = rte_eth_dev_configure(port, setup->queues, setup->queues, &conf);

@@ -61,6 +61,31 @@ extension SluicedConfig {
             routingEntries.append(Routing.Entry(prefix: route.prefix.addressPrefix, port: UInt16(portIndex),
                                                 gateway: route.via.mapped))
         }
+        // full-NAT sources are ours: answered for (ARP / NDP) on the port whose prefix holds them,
+        // so backends on that segment can reach them.
+        for (s, service) in services.enumerated() where service.method == .fullnat {
+            for (i, source) in service.sourcePool.enumerated() {
+                let mapped = source.mapped
+                guard let p = contexts.firstIndex(where: { c in c.connected.contains { $0.contains(mapped) } }) else {
+                    throw ConfigError(file: file, field: "services[\(s)].source_pool[\(i)]",
+                                      reason: "\(source) is in no port's address prefix")
+                }
+                if services.contains(where: { $0.vip.mapped == mapped }) {
+                    throw ConfigError(file: file, field: "services[\(s)].source_pool[\(i)]",
+                                      reason: "\(source) is also a VIP")
+                }
+                let owned = contexts[p].owned
+                var v4 = owned.ipv4Addresses, v6 = owned.ipv6Addresses
+                switch source {
+                case .v4(let a) where !v4.contains(where: { $0.0 == a }): v4.append((a, portMACs[p]))
+                case .v6(let a) where !v6.contains(where: { $0.0 == a }): v6.append((a, portMACs[p]))
+                default: break
+                }
+                let c = contexts[p]
+                contexts[p] = PortContext(mac: c.mac, owned: OwnedAddresses(portMAC: c.mac, ipv4: v4, ipv6: v6),
+                                          selfIPv4: c.selfIPv4, selfIPv6: c.selfIPv6, connected: c.connected, mtu: c.mtu)
+            }
+        }
         let routing = Routing(entries: routingEntries)
         let now = SluicedConfig.monotonicSeconds()
         // No flow outlives the longest timeout: an id unused that long may name something else.
@@ -120,10 +145,7 @@ extension SluicedConfig {
             switch service.method {
             case .dnat: mode = .dnat
             case .vxlan: mode = .vxlan
-            case .fullnat:
-                // The local pool's port allocation and its return path are not in the data plane
-                // yet; refusing is better than silently forwarding as dnat.
-                throw ConfigError(file: file, field: "services[\(s)].mode", reason: "fullnat is not implemented by this sluiced yet")
+            case .fullnat: mode = .fullnat
             }
             built.append(Service(name: service.name, mode: mode, vip: service.vip.mapped, proto: service.proto.number,
                                  port: service.port, backends: targets, maglev: maglev, mssClamp: service.mssClamp ?? 0,

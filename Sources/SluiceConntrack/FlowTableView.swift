@@ -69,6 +69,9 @@ public struct FlowHandle: Sendable {
     @inlinable public func remaining(now: UInt32) -> UInt32 { Ctrl.remaining(control, now: now) }
     /// True when this handle came from a racing insert that had not committed yet.
     @inlinable public var isPending: Bool { Ctrl.life(control) == Ctrl.pending }
+    /// The low 16 bits of the entry's incarnation: with `slot`, a reference another entry can
+    /// store (`FlowTableView.entry(slot:generationTag:)` resolves it, or says it is gone).
+    @inlinable public var generationTag: UInt16 { UInt16(truncatingIfNeeded: Ctrl.gen(control) >> Ctrl.genShift) }
 }
 
 /// The outcome of `insert`.
@@ -372,6 +375,28 @@ public struct FlowTableView: @unchecked Sendable {
             return FlowHandle(slot: b &* Layout.slotsPerBucket &+ i, control: m.control, value: FlowValue(word: m.value))
         }
         return nil
+    }
+
+    /// The key and a handle of the live entry at `slot` whose incarnation has `generationTag`
+    /// (a reference kept by another entry: full-NAT's return entry names its forward entry so).
+    /// Nil when that entry was removed or expired and its slot freed or reused. Seqlock read:
+    /// control word, key and value, control word again.
+    @inlinable
+    public func entry(slot: Int, generationTag: UInt16) -> (key: ConntrackKey, handle: FlowHandle)? {
+        guard slot >= 0, slot < slotCount else { return nil }
+        let b = slot / Layout.slotsPerBucket, i = slot % Layout.slotsPerBucket
+        let c = header(b)[1 &+ i].load(ordering: .acquiring)
+        guard Ctrl.life(c) == Ctrl.valid,
+              UInt16(truncatingIfNeeded: Ctrl.gen(c) >> Ctrl.genShift) == generationTag else { return nil }
+        let e = entry(b, i)
+        let key = ConntrackKey(w0: e[0].load(ordering: .relaxed), w1: e[1].load(ordering: .relaxed),
+                               w2: e[2].load(ordering: .relaxed), w3: e[3].load(ordering: .relaxed),
+                               w4: e[4].load(ordering: .relaxed))
+        let v = e[5].load(ordering: .relaxed)
+        atomicMemoryFence(ordering: .acquiring)
+        let c2 = header(b)[1 &+ i].load(ordering: .relaxed)
+        guard Ctrl.gen(c2) == Ctrl.gen(c), Ctrl.life(c2) == Ctrl.valid else { return nil }
+        return (key, FlowHandle(slot: slot, control: c2, value: FlowValue(word: v)))
     }
 
     // MARK: Insert

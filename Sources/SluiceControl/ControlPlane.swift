@@ -358,7 +358,7 @@ public final class ControlPlane {
             let snapshot = target.snapshot
             var n = 0
             target.flows.view.forEach(now: now) { s in
-                if !s.isExpired, filter.matches(s, snapshot) { n += 1 }
+                if !s.isExpired, filter.matches(s, snapshot, target.flows.view, now: now) { n += 1 }
                 return true
             }
             return .object([("count", .int(n)), ("capacity", .int(target.flows.view.slotCount))])
@@ -372,9 +372,9 @@ public final class ControlPlane {
             var flows: [JSONValue] = []
             var more = false
             target.flows.view.forEach(now: now) { s in
-                guard !s.isExpired, filter.matches(s, snapshot) else { return true }
+                guard !s.isExpired, filter.matches(s, snapshot, target.flows.view, now: now) else { return true }
                 if flows.count == limit { more = true; return false }
-                flows.append(ControlPlane.flowJSON(s, snapshot))
+                flows.append(ControlPlane.flowJSON(s, snapshot, target.flows.view, now: now))
                 return true
             }
             return .object([("flows", .array(flows)), ("truncated", .bool(more))])
@@ -389,7 +389,12 @@ public final class ControlPlane {
                 throw RPCError.params("params.all", "all: true flushes everything; it cannot be combined with a filter")
             }
             let snapshot = target.snapshot
-            let n = target.flows.view.flush(now: target.now) { s in filter.matches(s, snapshot) }
+            let now = target.now
+            let view = target.flows.view
+            // Full-NAT return entries first: they are resolved through their forward entries.
+            let returns = DataPlaneSnapshot.fullNATReturnFlowZone
+            let n = view.flush(now: now) { s in s.key.zone == returns && filter.matches(s, snapshot, view, now: now) }
+                + view.flush(now: now) { s in filter.matches(s, snapshot, view, now: now) }
             return .object([("flushed", .int(n))])
         case "neighbors.list":
             _ = try fields(p, [])
@@ -525,10 +530,10 @@ public final class ControlPlane {
 
         var isRestricted: Bool { vip != nil || service != nil || backend != nil || proto != nil }
 
-        func matches(_ s: FlowSnapshot, _ snapshot: DataPlaneSnapshot) -> Bool {
+        func matches(_ s: FlowSnapshot, _ snapshot: DataPlaneSnapshot, _ flows: FlowTableView, now: UInt32) -> Bool {
             if let proto, s.key.proto != proto { return false }
             guard vip != nil || service != nil || backend != nil else { return true }
-            guard let owner = snapshot.owner(of: s.value, zone: s.key.zone) else { return false }
+            guard let owner = snapshot.owner(of: s.value, zone: s.key.zone, flows: flows, now: now) else { return false }
             let svc = snapshot.services.services[owner.serviceIndex]
             if let vip, svc.vip != vip { return false }
             if let service, svc.name != service { return false }
@@ -559,22 +564,24 @@ public final class ControlPlane {
         !ipv6 && a.isIPv4Mapped ? IPv4Address(value: a.ipv4Value).description : a.description
     }
 
-    static func flowJSON(_ s: FlowSnapshot, _ snapshot: DataPlaneSnapshot) -> JSONValue {
+    static func flowJSON(_ s: FlowSnapshot, _ snapshot: DataPlaneSnapshot, _ flows: FlowTableView, now: UInt32) -> JSONValue {
         let k = s.key
         let name = protocolNumbers.first { $0.value == k.proto }?.key
         var m: [(String, JSONValue)] = [
             ("protocol", name.map { .string($0) } ?? .int(k.proto)),
             ("source", .string(addressText(k.sourceIPv6, ipv6: k.isIPv6))), ("source_port", .int(k.sourcePort)),
             ("destination", .string(addressText(k.destinationIPv6, ipv6: k.isIPv6))), ("destination_port", .int(k.destinationPort)),
-            ("direction", .string(k.zone == DataPlaneSnapshot.reverseFlowZone ? "reply" : "original")),
+            ("direction", .string(k.zone == DataPlaneSnapshot.forwardFlowZone ? "original" : "reply")),
             ("state", .string(s.state.description)), ("reply_seen", .bool(s.replySeen)), ("expires_in_s", .int(s.remaining)),
         ]
-        if let owner = snapshot.owner(of: s.value, zone: k.zone) {
+        if let owner = snapshot.owner(of: s.value, zone: k.zone, flows: flows, now: now) {
             let svc = snapshot.services.services[owner.serviceIndex]
             let b = svc.backends[owner.backendIndex]
             m.append(("service", .string(svc.name)))
             m.append(("backend", .string(addressText(b.address, ipv6: !b.isIPv4))))
-            m.append(("backend_port", .int(b.port == 0 ? owner.vipPort : b.port)))
+            // An all-ports backend (port 0) keeps the port the client asked for: the original
+            // entry's destination, the reply entry's source.
+            m.append(("backend_port", .int(b.port != 0 ? b.port : owner.isReverse ? k.sourcePort : k.destinationPort)))
         }
         return .object(m)
     }

@@ -51,6 +51,9 @@ public enum DropReason: UInt8, CaseIterable, Sendable {
     case ttlExceeded
     case unsupportedSCTPRewrite
     case badVXLAN
+    /// full-NAT: no free (source address, port) towards the backend in the probe window, or no
+    /// room in the flow table (a full-NAT flow cannot be forwarded without its return mapping).
+    case noSourcePort
 
     /// Stable snake_case label for counters, logs and metrics.
     public var name: String {
@@ -96,6 +99,7 @@ public enum DropReason: UInt8, CaseIterable, Sendable {
         case .ttlExceeded: "ttl_exceeded"
         case .unsupportedSCTPRewrite: "unsupported_sctp_rewrite"
         case .badVXLAN: "bad_vxlan"
+        case .noSourcePort: "no_source_port"
         }
     }
 

@@ -51,7 +51,8 @@ public enum FrameParser {
     /// Fills `frame` for the `length` bytes at `p`. Returns `nil` when the frame is well formed,
     /// or why it must be dropped.
     @inlinable
-    public static func parse(_ p: UnsafeRawPointer, length: Int, into frame: inout ParsedFrame) -> DropReason? {
+    public static func parse(_ p: UnsafeRawPointer, length: Int, into frame: inout ParsedFrame,
+                             ipv4HeaderVerified: Bool = false) -> DropReason? {
         guard length >= HeaderSize.ethernet else { return .truncatedEthernet }
         var offset = 12
         var etherType = p.loadBE16(offset)
@@ -68,7 +69,7 @@ public enum FrameParser {
         frame.etherType = etherType
         frame.l3Offset = offset + 2
         switch etherType {
-        case EtherType.ipv4: return parseIPv4(p, length: length, into: &frame)
+        case EtherType.ipv4: return parseIPv4(p, length: length, into: &frame, headerVerified: ipv4HeaderVerified)
         case EtherType.ipv6: return parseIPv6(p, length: length, into: &frame)
         case EtherType.arp:
             guard frame.l3Offset + HeaderSize.arpIPv4 <= length else { return .truncatedARP }
@@ -80,7 +81,9 @@ public enum FrameParser {
 
     /// RFC 791 §3.1. Checks version, IHL, total length, header checksum and the option TLVs.
     @inlinable
-    public static func parseIPv4(_ p: UnsafeRawPointer, length: Int, into frame: inout ParsedFrame) -> DropReason? {
+    /// `headerVerified`: the port checked the header checksum (RX offload) and found it good.
+    public static func parseIPv4(_ p: UnsafeRawPointer, length: Int, into frame: inout ParsedFrame,
+                                 headerVerified: Bool = false) -> DropReason? {
         let l3 = frame.l3Offset
         guard l3 + HeaderSize.ipv4Minimum <= length else { return .truncatedIPv4 }
         let versionIHL = p.loadBE8(l3)
@@ -90,7 +93,7 @@ public enum FrameParser {
         guard l3 + headerLength <= length else { return .truncatedIPv4 }
         let totalLength = Int(p.loadBE16(l3 + 2))
         guard totalLength >= headerLength, l3 + totalLength <= length else { return .badIPv4TotalLength }
-        guard InternetChecksum.verifies(p + l3, count: headerLength) else { return .badIPv4Checksum }
+        guard headerVerified || InternetChecksum.verifies(p + l3, count: headerLength) else { return .badIPv4Checksum }
         if headerLength > HeaderSize.ipv4Minimum,
            !optionsAreWellFormed(p, from: l3 + HeaderSize.ipv4Minimum, to: l3 + headerLength) {
             return .badIPv4Options

@@ -90,8 +90,10 @@ public struct VXLANEncapsulation: Sendable, Equatable {
     /// computed over the whole datagram (RFC 6935/6936 would allow zero, but Linux drops
     /// zero-checksum UDP over IPv6 unless the device is created with `udp6zerocsumrx`).
     @inlinable
+    /// `ipv4HeaderChecksum` false leaves the outer IPv4 header checksum 0 for the port to fill
+    /// in (TX checksum offload).
     public func encapsulate(_ p: UnsafeMutableRawPointer, length: Int, headroom: Int,
-                            flowHash: UInt32, ipID: UInt16 = 0) -> Int {
+                            flowHash: UInt32, ipID: UInt16 = 0, ipv4HeaderChecksum: Bool = true) -> Int {
         let prepended = overhead
         guard headroom >= prepended, length >= 0 else { return 0 }
         let udpLength = HeaderSize.udp + Self.headerLength + length
@@ -110,7 +112,9 @@ public struct VXLANEncapsulation: Sendable, Equatable {
             q.storeBE16(0, l3 + 10)
             q.storeBE32(source.value, l3 + 12)
             q.storeBE32(destination.value, l3 + 16)
-            q.storeBE16(InternetChecksum.checksum(q + l3, count: HeaderSize.ipv4Minimum), l3 + 10)
+            if ipv4HeaderChecksum {
+                q.storeBE16(InternetChecksum.checksum(q + l3, count: HeaderSize.ipv4Minimum), l3 + 10)
+            }
             let l4 = l3 + HeaderSize.ipv4Minimum
             writeUDPAndVXLAN(q, l4, udpLength: udpLength, flowHash: flowHash)
         case let .ipv6(source, destination):

@@ -88,6 +88,9 @@ public struct PortSetup: Sendable {
     public var rxInterrupts: Bool
     public var fastFree: Bool
     public var mtu: Int
+    /// IPv4 header checksums verified on RX / computed on TX by the port.
+    public var rxIPv4Checksum = false
+    public var txIPv4Checksum = false
 }
 
 /// One DPDK Ethernet port, from lookup through configure, start, stop and close.
@@ -182,7 +185,8 @@ public final class Port: @unchecked Sendable {
         let done = PortSetup(queues: queues, rxDescriptors: Int(result.rx_descriptors),
                              txDescriptors: Int(result.tx_descriptors),
                              rssHashFunctions: result.rss_hash_functions, rxInterrupts: result.rx_interrupts,
-                             fastFree: result.fast_free, mtu: effectiveMTU)
+                             fastFree: result.fast_free, mtu: effectiveMTU,
+                             rxIPv4Checksum: result.rx_ipv4_checksum, txIPv4Checksum: result.tx_ipv4_checksum)
         setup = done
         return done
     }

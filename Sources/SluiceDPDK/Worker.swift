@@ -60,8 +60,11 @@ public struct WorkerQueue: Sendable {
     /// Where this lane's frames leave: the peer port in `io` mode, `port` itself in pipeline
     /// mode (lane i buffers what the pipeline sends out of port i).
     public var transmitPort: UInt16
+    /// `port` computes IPv4 header checksums on TX (RTE_ETH_TX_OFFLOAD_IPV4_CKSUM is on).
+    public var txIPv4Checksum: Bool
 
-    public init(port: UInt16, queue: UInt16, transmitPort: UInt16) {
+    public init(port: UInt16, queue: UInt16, transmitPort: UInt16, txIPv4Checksum: Bool = false) {
+        self.txIPv4Checksum = txIPv4Checksum
         self.port = port
         self.queue = queue
         self.transmitPort = transmitPort
@@ -305,6 +308,7 @@ public final class Worker: @unchecked Sendable {
         var context = PipelineContext(snapshot: resources.load().takeUnretainedValue(), neighbors: resources.neighbors,
                                       flows: flows, counters: counters, now: UInt32(truncatingIfNeeded: sl_rdtsc() / hz),
                                       fragments: resources.fragments)
+        for (i, q) in queues.enumerated() where q.txIPv4Checksum && i < 64 { context.txIPv4ChecksumPorts |= 1 << UInt64(i) }
         var lastChoreSecond = context.now &- 1
         let resolves = index == 0
         // Unretained in the loop: `self.resources` keeps the tables alive while the worker runs.
@@ -449,7 +453,8 @@ public final class Worker: @unchecked Sendable {
             let m = received[i].unsafelyUnwrapped
             let length = Int(sl_mbuf_data_len(m))
             bytes &+= UInt64(truncatingIfNeeded: length)
-            prepared[i] = PacketPipeline.prepare(sl_mbuf_data(m).unsafelyUnwrapped, length: length, context: context)
+            prepared[i] = PacketPipeline.prepare(sl_mbuf_data(m).unsafelyUnwrapped, length: length, context: context,
+                                                 ipv4HeaderVerified: sl_mbuf_rx_ipv4_checksum_good(m))
         }
         for i in 0..<count where prepared[i].hash != 0 { context.flows.prefetchEntry(hash: prepared[i].hash) }
         let ingress = lane - lanes
@@ -474,6 +479,10 @@ public final class Worker: @unchecked Sendable {
                     _ = sl_mbuf_adj(m, UInt16(truncatingIfNeeded: -output.prepended))
                 }
                 if length != Int(sl_mbuf_data_len(m)) { sl_mbuf_set_length(m, UInt16(truncatingIfNeeded: length)) }
+                if output.ipv4ChecksumOffload != 0 {
+                    sl_mbuf_offload_ipv4_checksum(m, UInt16(truncatingIfNeeded: output.ipv4ChecksumOffload),
+                                                  UInt16(HeaderSize.ipv4Minimum))
+                }
                 enqueue(m, length: length, on: lanes + output.port, counters: counters)
             case .drop(let reason):
                 counters.add(slots.drop &+ Int(reason.rawValue))

@@ -8,19 +8,23 @@ public struct FlowOwner: Sendable {
     public var backendIndex: Int
     /// True for the reverse (backend → client) entry of a flow.
     public var isReverse: Bool
-    /// The VIP port the client connected to (all-ports services keep it here).
-    public var vipPort: UInt16
 }
 
 extension DataPlaneSnapshot {
     /// The positions of the service and backend whose stable ids `value` holds, as the pipeline
-    /// wrote them (`FlowBinding`), and whether the entry is in the reverse zone. Nil when this
-    /// snapshot has no such service or backend (the entry predates a change).
-    public func owner(of value: FlowValue, zone: UInt16) -> FlowOwner? {
+    /// wrote them (`FlowBinding`), and whether the entry is a reply-direction one. Nil when this
+    /// snapshot has no such service or backend (the entry predates a change). A full-NAT return
+    /// entry names its forward entry instead: its owner is that entry's, found in `flows`.
+    public func owner(of value: FlowValue, zone: UInt16, flows: FlowTableView, now: UInt32) -> FlowOwner? {
+        var value = value
+        if zone == FlowBinding.fullNATReturnZone {
+            guard let forward = flows.snapshot(slot: Int(value.backend), now: now),
+                  forward.key.zone == FlowBinding.forwardZone else { return nil }
+            value = forward.value
+        }
         guard let s = services.index(id: FlowBinding.service(value)),
               let b = services.services[s].backendIndex(id: FlowBinding.backend(value)) else { return nil }
-        return FlowOwner(serviceIndex: s, backendIndex: b, isReverse: zone == FlowBinding.reverseZone,
-                         vipPort: FlowBinding.vipPort(value))
+        return FlowOwner(serviceIndex: s, backendIndex: b, isReverse: zone != FlowBinding.forwardZone)
     }
 
     /// The value the pipeline stores for a flow of the service with stable id `service` to its
@@ -31,4 +35,5 @@ extension DataPlaneSnapshot {
 
     public static var forwardFlowZone: UInt16 { FlowBinding.forwardZone }
     public static var reverseFlowZone: UInt16 { FlowBinding.reverseZone }
+    public static var fullNATReturnFlowZone: UInt16 { FlowBinding.fullNATReturnZone }
 }

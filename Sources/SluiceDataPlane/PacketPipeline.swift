@@ -17,6 +17,9 @@ public struct PipelineContext {
     public var now: UInt32
     /// Outer IPv4 identification for VXLAN, per worker.
     public var ipID: UInt16 = 0
+    /// Bit i set: port i computes IPv4 header checksums on TX (the VXLAN outer header's is then
+    /// left to it: `PacketOutput.ipv4ChecksumOffload`).
+    public var txIPv4ChecksumPorts: UInt64 = 0
 
     public init(snapshot: DataPlaneSnapshot, neighbors: NeighborTable, flows: FlowTableView,
                 counters: WorkerCounters, now: UInt32, fragments: FragmentTable = .standalone) {
@@ -38,6 +41,9 @@ public struct PacketOutput {
     /// Bytes prepended in front of the original frame start (VXLAN encapsulation); the frame now
     /// begins at `p - prepended`. Negative when leading bytes were removed (decapsulation).
     public var prepended: Int = 0
+    /// Non-zero: the frame's IPv4 header at this offset (its Ethernet header's length) has a zero
+    /// checksum for the port to compute (TX offload, a port in `txIPv4ChecksumPorts`).
+    public var ipv4ChecksumOffload: Int = 0
 
     @inlinable public init(port: Int) { self.port = port }
 }
@@ -60,6 +66,54 @@ enum FlowBinding {
     @inlinable @inline(__always) static func backend(_ v: FlowValue) -> Int { Int(v.backend & 0xFFFF) }
     @inlinable @inline(__always) static func vipPort(_ v: FlowValue) -> UInt16 { UInt16(truncatingIfNeeded: v.aux) }
     @inlinable @inline(__always) static func ingress(_ v: FlowValue) -> Int { Int(v.aux >> 16) }
+
+    // full-NAT. Forward entries (zone 0): `backend` as above, `aux` = source port | pool index << 16.
+    // Return entries (zone 2, keyed on backend → pool address:port): `backend` = the forward
+    // entry's slot, `aux` = service id << 16 | the forward entry's generation tag; the client's
+    // address and port are read from the forward entry's key, so IPv6 clients fit as well.
+    @usableFromInline static let fullNATReturnZone: UInt16 = 2
+
+    @inlinable @inline(__always)
+    static func fullNATValue(service: Int, backend: Int, source: FullNATSource) -> FlowValue {
+        FlowValue(backend: UInt32(truncatingIfNeeded: service) << 16 | UInt32(truncatingIfNeeded: backend),
+                  aux: UInt32(source.port) | UInt32(truncatingIfNeeded: source.poolIndex) << 16)
+    }
+    @inlinable @inline(__always) static func fullNATSource(_ v: FlowValue) -> FullNATSource {
+        FullNATSource(poolIndex: Int(v.aux >> 16), port: UInt16(truncatingIfNeeded: v.aux))
+    }
+    @inlinable @inline(__always)
+    static func fullNATReturnValue(forward: FlowHandle, service: Int) -> FlowValue {
+        FlowValue(backend: UInt32(truncatingIfNeeded: forward.slot),
+                  aux: UInt32(truncatingIfNeeded: service) << 16 | UInt32(forward.generationTag))
+    }
+}
+
+/// The source a full-NAT flow was given: `Service.source(poolIndex)`:`port`.
+public struct FullNATSource: Equatable, Sendable {
+    public var poolIndex: Int
+    public var port: UInt16
+    @inlinable public init(poolIndex: Int, port: UInt16) {
+        self.poolIndex = poolIndex
+        self.port = port
+    }
+
+    /// Source ports handed out: 1024...65535 (below are the well-known ports).
+    public static let firstPort: UInt32 = 1024
+    public static let portCount: UInt32 = 65536 - 1024
+    /// Candidates tried for one new flow before it is dropped (`no_source_port`).
+    public static let attempts = 8
+
+    /// Candidate `attempt` for a flow with keyed hash `hash`: RFC 6056 §3.3.3 ("Simple Hash-Based
+    /// Port Selection"): a keyed per-flow offset, then the following ports in order; successive
+    /// candidates also move to the next pool address. Uniqueness is not assumed: the return
+    /// entry's insert, atomic in the shared flow table, is what reserves a candidate.
+    @inlinable @inline(__always)
+    public static func candidate(hash: UInt64, attempt: Int, poolSize: Int) -> FullNATSource {
+        let offset = UInt32(truncatingIfNeeded: hash)
+        let pool = Int(truncatingIfNeeded: (hash >> 32) % UInt64(poolSize))
+        return FullNATSource(poolIndex: (pool &+ attempt) % poolSize,
+                             port: UInt16(truncatingIfNeeded: firstPort &+ (offset &+ UInt32(truncatingIfNeeded: attempt)) % portCount))
+    }
 }
 
 /// The per-packet pipeline: parse once, then either answer for an owned address (ARP, NDP,
@@ -93,10 +147,13 @@ public enum PacketPipeline {
 
     /// Stage one: parse; for a TCP, UDP or SCTP packet, hash its 5-tuple and prefetch the flow
     /// table's bucket header for that hash.
+    /// `ipv4HeaderVerified`: the port verified the IPv4 header checksum and found it good.
     @inlinable
-    public static func prepare(_ p: UnsafeMutableRawPointer, length: Int, context: PipelineContext) -> PreparedFrame {
+    public static func prepare(_ p: UnsafeMutableRawPointer, length: Int, context: PipelineContext,
+                               ipv4HeaderVerified: Bool = false) -> PreparedFrame {
         var prepared = PreparedFrame()
-        prepared.reason = FrameParser.parse(UnsafeRawPointer(p), length: length, into: &prepared.frame)
+        prepared.reason = FrameParser.parse(UnsafeRawPointer(p), length: length, into: &prepared.frame,
+                                            ipv4HeaderVerified: ipv4HeaderVerified)
         let frame = prepared.frame
         let proto = frame.l4Protocol
         if prepared.reason == nil, frame.hasL4Header,
@@ -175,6 +232,14 @@ public enum PacketPipeline {
                                 output: &output, context: &context)
                     }
                 }
+                if snapshot.isFullNATSource(destination) {
+                    let destinationMAC = MACAddress.load(p, 0)
+                    guard !destinationMAC.isMulticast, owned.accepts(destinationMAC, ownerMAC: ownerMAC) else {
+                        return .drop(.foreignDestinationMAC)
+                    }
+                    return fullNATReturn(p, frame: frame, hash: flowHash, snapshot: snapshot, output: &output,
+                                         context: &context)
+                }
                 // Only our own VTEP addresses take VXLAN, never a VIP: a client of a VIP must not be able
                 // to inject "replies" into other clients' flows.
                 if proto == IPProtocol.udp, destinationPort == snapshot.vxlanPort,
@@ -207,7 +272,8 @@ public enum PacketPipeline {
                     guard !destinationMAC.isMulticast, owned.accepts(destinationMAC, ownerMAC: ownerMAC) else {
                         return .drop(.foreignDestinationMAC)
                     }
-                    return deliverICMPError(p, frame: frame, snapshot: snapshot, output: &output, context: &context)
+                    return deliverICMPError(p, length: &length, headroom: headroom, frame: frame, snapshot: snapshot,
+                                            output: &output, context: &context)
                 }
             }
             return FrameDispatcher.respond(p, length: &length, capacity: capacity, frame: frame, owned: owned)
@@ -233,15 +299,36 @@ public enum PacketPipeline {
         let event = flowEvent(p, frame: frame, reply: false)
         var backendIndex = -1
         var stale: FlowHandle? = nil
+        let fullNAT = service.mode == .fullnat
+        var source = FullNATSource(poolIndex: -1, port: 0)
         if var handle = context.flows.lookup(key, hash: hash, now: context.now) {
             let v = handle.value
             // A known flow keeps its backend while that backend still exists in this service
             // (weight 0 included: draining lets existing flows finish).
             if FlowBinding.service(v) == Int(service.id), let index = service.backendIndex(id: FlowBinding.backend(v)) {
                 backendIndex = index
+                if fullNAT { source = FlowBinding.fullNATSource(v) }
                 _ = context.flows.update(&handle, event: event, now: context.now)
             } else {
                 stale = handle
+            }
+        }
+        if backendIndex < 0 && fullNAT {
+            let entry = service.maglev.entry(forHash: hash)
+            guard entry != MaglevTable.noBackend else { return .drop(.noBackend) }
+            backendIndex = Int(entry)
+            switch bindFullNAT(p, frame: frame, key: key, hash: hash, service: service, backendIndex: backendIndex,
+                               event: event, stale: stale, snapshot: snapshot, context: context) {
+            case .bound(let s):
+                source = s
+                counters._withUnsafeGuaranteedRef { $0.add(stale == nil ? .newFlows : .flowsRebound) }
+            case .existing(let h):
+                guard FlowBinding.service(h.value) == Int(service.id),
+                      let index = service.backendIndex(id: FlowBinding.backend(h.value)) else { return .drop(.noSourcePort) }
+                backendIndex = index
+                source = FlowBinding.fullNATSource(h.value)
+            case .exhausted:
+                return .drop(.noSourcePort)
             }
         }
         if backendIndex < 0 {
@@ -269,8 +356,9 @@ public enum PacketPipeline {
             }
         }
         let backend = service.backend(backendIndex)
-        if frame.moreFragments {
-            // The first fragment: its later fragments follow it to this backend.
+        if frame.moreFragments && !fullNAT {
+            // The first fragment: its later fragments follow it to this backend. (full-NAT's
+            // later fragments would need the flow's source too: they are not followed.)
             context.fragments._withUnsafeGuaranteedRef {
                 $0.record(fragmentKey(p, frame: frame, snapshot: snapshot), service: Int(service.id),
                           backend: Int(backend.pointee.id), now: context.now)
@@ -279,14 +367,76 @@ public enum PacketPipeline {
         let targetPort = backend.pointee.port == 0 ? p.loadBE16(frame.l4Offset + 2) : backend.pointee.port
         return transmitToBackend(p, length: &length, capacity: capacity, headroom: headroom, frame: frame,
                                  service: service, backend: backend, targetPort: targetPort, hash: hash,
-                                 snapshot: snapshot, output: &output, context: &context)
+                                 source: source, snapshot: snapshot, output: &output, context: &context)
+    }
+
+    @usableFromInline
+    enum FullNATBinding {
+        case bound(FullNATSource)
+        /// Another worker created the flow first.
+        case existing(FlowHandle)
+        case exhausted
+    }
+
+    /// A new full-NAT flow: the forward entry with a candidate source (address, port), then its
+    /// return entry (backend → source); the return entry's insert is what reserves the source
+    /// — if that tuple is taken, the forward entry is withdrawn and the next candidate tried.
+    @inline(never) @usableFromInline
+    static func bindFullNAT(_ p: UnsafeMutableRawPointer, frame: ParsedFrame, key: ConntrackKey, hash: UInt64,
+                            service: Service, backendIndex: Int, event: FlowEvent, stale: FlowHandle?,
+                            snapshot: DataPlaneSnapshot, context: PipelineContext) -> FullNATBinding {
+        let backend = service.backend(backendIndex)
+        let backendPort = backend.pointee.port == 0 ? p.loadBE16(frame.l4Offset + 2) : backend.pointee.port
+        let proto = frame.l4Protocol
+        var stale = stale
+        for attempt in 0..<FullNATSource.attempts {
+            let source = FullNATSource.candidate(hash: hash, attempt: attempt, poolSize: service.sourceCount)
+            let value = FlowBinding.fullNATValue(service: Int(service.id), backend: Int(backend.pointee.id), source: source)
+            let forward: FlowHandle
+            let result = stale.map { context.flows.rebind(key, hash: hash, handle: $0, value: value, now: context.now) }
+                ?? context.flows.insert(key, hash: hash, value: value, event: event, now: context.now)
+            stale = nil
+            switch result {
+            case .inserted(let h), .replaced(let h, _): forward = h
+            case .existing(let h): return .existing(h)
+            case .full: return .exhausted
+            }
+            let local = service.source(source.poolIndex)
+            let returnKey: ConntrackKey
+            let returnHash: UInt64
+            if frame.isIPv4 {
+                let b = IPv4Address(value: backend.pointee.address.ipv4Value), l = IPv4Address(value: local.ipv4Value)
+                returnKey = ConntrackKey(source: b, destination: l, sourcePort: backendPort, destinationPort: source.port,
+                                         protocol: proto, zone: FlowBinding.fullNATReturnZone)
+                returnHash = snapshot.hasher.hash(IPv4FlowKey(source: b, destination: l, sourcePort: backendPort,
+                                                              destinationPort: source.port, proto: proto))
+            } else {
+                returnKey = ConntrackKey(source: backend.pointee.address, destination: local, sourcePort: backendPort,
+                                         destinationPort: source.port, protocol: proto, zone: FlowBinding.fullNATReturnZone)
+                returnHash = snapshot.hasher.hash(IPv6FlowKey(source: backend.pointee.address, destination: local,
+                                                              sourcePort: backendPort, destinationPort: source.port, proto: proto))
+            }
+            switch context.flows.insert(returnKey, hash: returnHash,
+                                        value: FlowBinding.fullNATReturnValue(forward: forward, service: Int(service.id)),
+                                        event: event, now: context.now) {
+            case .inserted, .replaced:
+                return .bound(source)
+            case .existing:
+                context.flows.remove(forward)   // that source is another flow's: try the next one
+            case .full:
+                context.flows.remove(forward)
+                return .exhausted
+            }
+        }
+        return .exhausted
     }
 
     /// The rewrite (and for vxlan, the encapsulation) towards a chosen backend.
     @inlinable
     static func transmitToBackend(_ p: UnsafeMutableRawPointer, length: inout Int, capacity: Int, headroom: Int,
                                   frame: ParsedFrame, service: Service, backend: UnsafeMutablePointer<BackendTarget>,
-                                  targetPort: UInt16, hash: UInt64, snapshot: DataPlaneSnapshot,
+                                  targetPort: UInt16, hash: UInt64, source: FullNATSource = FullNATSource(poolIndex: -1, port: 0),
+                                  snapshot: DataPlaneSnapshot,
                                   output: inout PacketOutput, context: inout PipelineContext) -> Verdict {
         let egress = Int(backend.pointee.egressPort)
         let egressPort = snapshot.port(egress)
@@ -301,11 +451,24 @@ public enum PacketPipeline {
         if service.mssClamp != 0, frame.hasL4Header, frame.l4Protocol == IPProtocol.tcp {
             _ = TCPMSSClamp.clamp(p, frame: frame, maximum: service.mssClamp)
         }
-        let outcome = frame.isIPv4
-            ? NATRewrite.rewriteIPv4Destination(p, frame: frame, address: IPv4Address(value: backend.pointee.address.ipv4Value),
-                                                port: targetPort, decrementTTL: true)
-            : NATRewrite.rewriteIPv6Destination(p, frame: frame, address: backend.pointee.address,
-                                                port: targetPort, decrementHopLimit: true)
+        let outcome: NATRewrite.Outcome
+        if service.mode == .fullnat {
+            // Both ends (RFC 2663 §4.1's "twice NAT"): the backend replies to our source, over any route.
+            let local = service.source(source.poolIndex)
+            outcome = frame.isIPv4
+                ? NATRewrite.rewriteIPv4(p, frame: frame, source: IPv4Address(value: local.ipv4Value), sourcePort: source.port,
+                                         destination: IPv4Address(value: backend.pointee.address.ipv4Value),
+                                         destinationPort: targetPort, decrementTTL: true)
+                : NATRewrite.rewriteIPv6(p, frame: frame, source: local, sourcePort: source.port,
+                                         destination: backend.pointee.address, destinationPort: targetPort,
+                                         decrementHopLimit: true)
+        } else {
+            outcome = frame.isIPv4
+                ? NATRewrite.rewriteIPv4Destination(p, frame: frame, address: IPv4Address(value: backend.pointee.address.ipv4Value),
+                                                    port: targetPort, decrementTTL: true)
+                : NATRewrite.rewriteIPv6Destination(p, frame: frame, address: backend.pointee.address,
+                                                    port: targetPort, decrementHopLimit: true)
+        }
         if let reason = dropReason(outcome) { return .drop(reason) }
         nextHopMAC.store(p, 0)
         egressPort.pointee.mac.store(p, 6)
@@ -410,6 +573,17 @@ public enum PacketPipeline {
             : NATRewrite.rewriteIPv6Destination(p, frame: frame, address: backend.pointee.address,
                                                 port: targetPort, decrementHopLimit: true)
         if let reason = dropReason(outcome) { return .drop(reason) }
+        return wrap(p, length: &length, headroom: headroom, frame: frame, backend: backend, hash: hash,
+                    encapsulation: encapsulation, egressPort: egressPort, output: &output, context: &context)
+    }
+
+    /// The VXLAN wrapping of a rewritten packet (RFC 7348 §5): the inner frame to the pod's MAC
+    /// from ours, the outer headers in front, the outer UDP source port from the flow hash.
+    @inlinable
+    static func wrap(_ p: UnsafeMutableRawPointer, length: inout Int, headroom: Int, frame: ParsedFrame,
+                     backend: UnsafeMutablePointer<BackendTarget>, hash: UInt64, encapsulation: VXLANEncapsulation,
+                     egressPort: UnsafeMutablePointer<PortContext>, output: inout PacketOutput,
+                     context: inout PipelineContext) -> Verdict {
         // The inner frame: to the pod's MAC, from ours; VLAN tags of the client side are dropped
         // by moving the L3 packet to right after a plain Ethernet header when there were any.
         var inner = p
@@ -425,9 +599,14 @@ public enum PacketPipeline {
         backend.pointee.innerMAC.store(inner, 0)
         egressPort.pointee.mac.store(inner, 6)
         context.ipID &+= 1
+        let egress = Int(backend.pointee.egressPort)
+        let offload = context.txIPv4ChecksumPorts >> UInt64(truncatingIfNeeded: egress & 63) & 1 != 0
+            && backend.pointee.vtep.isIPv4Mapped
         let added = encapsulation.encapsulate(inner, length: innerLength, headroom: headroom + (inner - p),
-                                              flowHash: UInt32(truncatingIfNeeded: hash), ipID: context.ipID)
+                                              flowHash: UInt32(truncatingIfNeeded: hash), ipID: context.ipID,
+                                              ipv4HeaderChecksum: !offload)
         guard added > 0 else { return .drop(.bufferTooSmall) }
+        if offload { output.ipv4ChecksumOffload = EthernetHeader.length(vlanID: encapsulation.vlanID) }
         output.prepended = added - (inner - p)
         length = innerLength + added
         output.port = Int(backend.pointee.egressPort)
@@ -465,8 +644,9 @@ public enum PacketPipeline {
     /// header (VIP:port → client) finds the flow, the outer destination becomes the backend and
     /// the quote is rewritten to what the backend sent (backend:port → client).
     @inline(never) @usableFromInline
-    static func deliverICMPError(_ p: UnsafeMutableRawPointer, frame: ParsedFrame, snapshot: DataPlaneSnapshot,
-                                 output: inout PacketOutput, context: inout PipelineContext) -> Verdict {
+    static func deliverICMPError(_ p: UnsafeMutableRawPointer, length: inout Int, headroom: Int, frame: ParsedFrame,
+                                 snapshot: DataPlaneSnapshot, output: inout PacketOutput,
+                                 context: inout PipelineContext) -> Verdict {
         let key: ConntrackKey
         let hash: UInt64
         var vipPort: UInt16 = 0
@@ -507,33 +687,68 @@ public enum PacketPipeline {
             guard let backendIndex = service.backendIndex(id: FlowBinding.backend(handle.value)) else {
                 return .drop(.noBackend)
             }
-            // vxlan backends would need the error wrapped too; they are not delivered yet.
-            guard service.mode == .dnat else { return .drop(.unsupportedICMPType) }
             let backend = service.backend(backendIndex)
             let backendPort = backend.pointee.port == 0 ? vipPort : backend.pointee.port
             guard let mac = context.neighbors._withUnsafeGuaranteedRef({ $0.lookup(backend.pointee.nextHop) }) else {
                 return .drop(.neighborUnresolved)
             }
+            // What the backend sent is quoted: backend:port → client:port for dnat; for full-NAT
+            // backend:port → pool address:port, and the error comes from that pool address too
+            // (the backend knows no other peer; IPVS's FULLNAT does the same).
+            var peer = client, peerPort = clientPort
+            let fullNAT = service.mode == .fullnat
+            if fullNAT {
+                let source = FlowBinding.fullNATSource(handle.value)
+                guard source.poolIndex < service.sourceCount else { return .drop(.noSourcePort) }
+                peer = service.source(source.poolIndex)
+                peerPort = source.port
+            }
             let outcome: NATRewrite.Outcome
             var rewritten: Bool
             if let q = quoteV4 {
-                outcome = NATRewrite.rewriteIPv4Destination(p, frame: frame, address: IPv4Address(value: backend.pointee.address.ipv4Value),
-                                                            port: 0, decrementTTL: true)
+                let b = IPv4Address(value: backend.pointee.address.ipv4Value), peer4 = IPv4Address(value: peer.ipv4Value)
+                outcome = fullNAT
+                    ? NATRewrite.rewriteIPv4(p, frame: frame, source: peer4, sourcePort: 0, destination: b, destinationPort: 0,
+                                             decrementTTL: true)
+                    : NATRewrite.rewriteIPv4Destination(p, frame: frame, address: b, port: 0, decrementTTL: true)
                 rewritten = outcome == .rewritten && ICMPErrorQuote.rewriteIPv4(
-                    p, frame: frame, quote: q, source: IPv4Address(value: backend.pointee.address.ipv4Value),
-                    sourcePort: backendPort, destination: IPv4Address(value: client.ipv4Value), destinationPort: clientPort)
+                    p, frame: frame, quote: q, source: b, sourcePort: backendPort, destination: peer4, destinationPort: peerPort)
             } else {
                 // Outer first: the quote rewrite recomputes the ICMPv6 checksum over the new outer addresses.
-                outcome = NATRewrite.rewriteIPv6Destination(p, frame: frame, address: backend.pointee.address,
-                                                            port: 0, decrementHopLimit: true)
+                outcome = fullNAT
+                    ? NATRewrite.rewriteIPv6(p, frame: frame, source: peer, sourcePort: 0, destination: backend.pointee.address,
+                                             destinationPort: 0, decrementHopLimit: true)
+                    : NATRewrite.rewriteIPv6Destination(p, frame: frame, address: backend.pointee.address,
+                                                        port: 0, decrementHopLimit: true)
                 rewritten = outcome == .rewritten && ICMPErrorQuote.rewriteIPv6(
                     p, frame: frame, quote: quoteV6.unsafelyUnwrapped, source: backend.pointee.address,
-                    sourcePort: backendPort, destination: client, destinationPort: clientPort)
+                    sourcePort: backendPort, destination: peer, destinationPort: peerPort)
             }
             if let reason = dropReason(outcome) { return .drop(reason) }
             guard rewritten else { return .drop(.fragmentNotHandled) }
-            mac.store(p, 0)
             let egress = Int(backend.pointee.egressPort)
+            if service.mode == .vxlan {
+                // To the pod through its node's VTEP, with the flow's outer source port (the same
+                // hash: the forward 5-tuple). Errors are short (RFC 1812 §4.3.2.3: 576 bytes;
+                // RFC 4443 §2.4: 1280): one that would not fit the port once wrapped is dropped.
+                let egressPort = snapshot.port(egress)
+                let vtep = backend.pointee.vtep
+                let outer: VXLANEncapsulation.Outer = vtep.isIPv4Mapped
+                    ? .ipv4(source: IPv4Address(value: egressPort.pointee.selfIPv4.ipv4Value),
+                            destination: IPv4Address(value: vtep.ipv4Value))
+                    : .ipv6(source: egressPort.pointee.selfIPv6, destination: vtep)
+                let encapsulation = VXLANEncapsulation(destinationMAC: mac, sourceMAC: egressPort.pointee.mac,
+                                                       outer: outer, vni: backend.pointee.vni)
+                guard frame.l3End - frame.l3Offset <= encapsulation.innerMTU(portMTU: egressPort.pointee.mtu) else {
+                    return .drop(.bufferTooSmall)
+                }
+                length = frame.l3End   // Ethernet padding, if any, stays out of the tunnel
+                let verdict = wrap(p, length: &length, headroom: headroom, frame: frame, backend: backend, hash: hash,
+                                   encapsulation: encapsulation, egressPort: egressPort, output: &output,
+                                   context: &context)
+                return verdict == .transmit(.forwardToBackend) ? .transmit(.icmpErrorToBackend) : verdict
+            }
+            mac.store(p, 0)
             snapshot.port(egress).pointee.mac.store(p, 6)
             output.port = egress
             return .transmit(.icmpErrorToBackend)
@@ -598,6 +813,54 @@ public enum PacketPipeline {
                                                port: FlowBinding.vipPort(value), decrementTTL: true)
                 : NATRewrite.rewriteIPv6Source(p, frame: frame, address: service.vip,
                                                port: FlowBinding.vipPort(value), decrementHopLimit: true)
+        }
+        if let reason = dropReason(outcome) { return .drop(reason) }
+        mac.store(p, 0)
+        snapshot.port(Int(route.port)).pointee.mac.store(p, 6)
+        output.port = Int(route.port)
+        return .transmit(.returnToClient)
+    }
+
+    /// A backend's reply to a full-NAT flow (backend:port → pool address:port): the return
+    /// entry names the forward entry, whose key holds the client and the VIP; the packet leaves
+    /// from VIP:port to client:port.
+    @inlinable
+    static func fullNATReturn(_ p: UnsafeMutableRawPointer, frame: ParsedFrame, hash: UInt64, snapshot: DataPlaneSnapshot,
+                              output: inout PacketOutput, context: inout PipelineContext) -> Verdict {
+        // Safe: the caller checked that the L4 header of a TCP/UDP/SCTP packet is present.
+        let key = ConntrackKey(packet: p, frame: frame, zone: FlowBinding.fullNATReturnZone).unsafelyUnwrapped
+        guard var handle = context.flows.lookup(key, hash: hash, now: context.now) else { return .drop(.notOwnedAddress) }
+        let serviceID = Int(handle.value.aux >> 16)
+        guard let forward = context.flows.entry(slot: Int(handle.value.backend),
+                                                generationTag: UInt16(truncatingIfNeeded: handle.value.aux)),
+              FlowBinding.service(forward.handle.value) == serviceID,
+              FlowBinding.fullNATSource(forward.handle.value).port == key.destinationPort,
+              let serviceIndex = snapshot.services.index(id: serviceID) else {
+            // The forward entry is gone (expired, flushed): so is the flow.
+            return .drop(.notOwnedAddress)
+        }
+        let event = flowEvent(p, frame: frame, reply: true)
+        _ = context.flows.update(&handle, event: event, now: context.now)
+        var forwardHandle = forward.handle
+        _ = context.flows.update(&forwardHandle, event: event, now: context.now)
+        let client = forward.key.sourceIPv6   // IPv4-mapped for IPv4 (ConntrackKey's layout)
+        guard let route = snapshot.routing.nextHop(client) else { return .drop(.noRoute) }
+        guard let mac = context.neighbors._withUnsafeGuaranteedRef({ $0.lookup(route.hop) }) else {
+            return .drop(.neighborUnresolved)
+        }
+        let outcome = snapshot.services.service(serviceIndex)._withUnsafeGuaranteedRef { service in
+            if service.mssClamp != 0, frame.l4Protocol == IPProtocol.tcp {
+                _ = TCPMSSClamp.clamp(p, frame: frame, maximum: service.mssClamp)
+            }
+            let vip = forward.key.destinationIPv6
+            return frame.isIPv4
+                ? NATRewrite.rewriteIPv4(p, frame: frame, source: IPv4Address(value: vip.ipv4Value),
+                                         sourcePort: forward.key.destinationPort,
+                                         destination: IPv4Address(value: client.ipv4Value),
+                                         destinationPort: forward.key.sourcePort, decrementTTL: true)
+                : NATRewrite.rewriteIPv6(p, frame: frame, source: vip, sourcePort: forward.key.destinationPort,
+                                         destination: client, destinationPort: forward.key.sourcePort,
+                                         decrementHopLimit: true)
         }
         if let reason = dropReason(outcome) { return .drop(reason) }
         mac.store(p, 0)

@@ -78,6 +78,10 @@ public final class Service: @unchecked Sendable {
     @usableFromInline let backendStorage: UnsafeMutableBufferPointer<BackendTarget>
     /// Backend id → position in `backendStorage`.
     @usableFromInline let backendSlots: SlotMap
+    /// `sourcePool` in memory the hot path reads without reference counting (full-NAT).
+    @usableFromInline let sourceStorage: UnsafeMutableBufferPointer<IPv6Address>
+    /// full-NAT source addresses: `sourcePool.count`.
+    public let sourceCount: Int
 
     /// Backends whose `id` is `StableIDs.none` get their position as id.
     public init(name: String, mode: ServiceMode, vip: IPv6Address, proto: UInt8, port: UInt16,
@@ -88,6 +92,9 @@ public final class Service: @unchecked Sendable {
         self.id = id
         self.backendIDs = backendIDs
         backendSlots = SlotMap(ids: backends.map(\.id))
+        sourceStorage = .allocate(capacity: max(1, sourcePool.count))
+        sourceCount = sourcePool.count
+        _ = sourceStorage.initialize(from: sourcePool)
         self.name = name
         self.mode = mode
         self.vip = vip
@@ -106,9 +113,18 @@ public final class Service: @unchecked Sendable {
     deinit {
         backendStorage.deallocate()
         backendSlots.deallocate()
+        sourceStorage.deallocate()
     }
 
     public var identity: ServiceIdentity { ServiceIdentity(vip: vip, proto: proto, port: port) }
+
+
+    /// full-NAT source address `index` (< the pool's size).
+    @inlinable @inline(__always)
+    public func source(_ index: Int) -> IPv6Address {
+        // Safe: callers pass an index below the pool's size (checked when the flow was bound).
+        sourceStorage.baseAddress.unsafelyUnwrapped[index]
+    }
 
     /// The position of the backend with stable id `id`, or nil when this snapshot has none.
     @inlinable @inline(__always)

@@ -53,6 +53,9 @@ public final class DataPlaneSnapshot: @unchecked Sendable {
     public let portCount: Int
     /// The next hops to solicit for this snapshot (worker 0 asks once a second).
     public let resolver: NeighborResolver
+    /// Every full-NAT service's source addresses: a backend's reply to one of them is a
+    /// full-NAT return (few addresses; searched only when no service matched).
+    @usableFromInline let fullNATSources: UnsafeMutableBufferPointer<IPv6Address>
 
     public init(ports: [PortContext], services: [Service], routing: Routing, hasher: FlowHasher, vxlanPort: UInt16 = 4789,
                 serviceIDs: StableIDs<ServiceIdentity> = StableIDs()) {
@@ -63,6 +66,12 @@ public final class DataPlaneSnapshot: @unchecked Sendable {
         self.vxlanPort = vxlanPort
         resolver = NeighborResolver(ports: ports, wanted: DataPlaneSnapshot.wantedNeighbors(services: services, routing: routing))
         portCount = ports.count
+        var sources: [IPv6Address] = []
+        for s in services where s.mode == .fullnat {
+            for a in s.sourcePool where !sources.contains(a) { sources.append(a) }
+        }
+        fullNATSources = .allocate(capacity: sources.count)
+        _ = fullNATSources.initialize(from: sources)
         portTable = .allocate(capacity: max(1, ports.count))
         let prefixCount = ports.reduce(0) { $0 + $1.connected.count }
         prefixStorage = .allocate(capacity: max(1, prefixCount))
@@ -84,6 +93,14 @@ public final class DataPlaneSnapshot: @unchecked Sendable {
         portTable.deinitialize()
         portTable.deallocate()
         prefixStorage.deallocate()
+        fullNATSources.deallocate()
+    }
+
+    /// True when `address` is a full-NAT source address of some service.
+    @inlinable @inline(__always)
+    public func isFullNATSource(_ address: IPv6Address) -> Bool {
+        for i in 0..<fullNATSources.count where fullNATSources[i] == address { return true }
+        return false
     }
 
     /// The port at `index` (< portCount), borrowed: no reference counting.

@@ -154,7 +154,8 @@ final class Daemon {
                 // io mode forwards each burst to the peer port; the pipeline's lane p buffers
                 // frames leaving by port p (the pipeline picks the lane).
                 WorkerQueue(port: ports[p].id, queue: UInt16(index),
-                            transmitPort: mode == .io ? ports[Daemon.peer(of: p, in: ports.count)].id : ports[p].id)
+                            transmitPort: mode == .io ? ports[Daemon.peer(of: p, in: ports.count)].id : ports[p].id,
+                            txIPv4Checksum: mode == .pipeline && (ports[p].setup?.txIPv4Checksum ?? false))
             }
             let worker = Worker(index: index, lcore: lcore, queues: queues, mode: mode, idle: idle,
                                 txDrainMicroseconds: config.workers.txDrainMicroseconds, stop: stop,
@@ -248,6 +249,12 @@ final class Daemon {
         return service.port == 0 ? "\(vip) \(proto) all-ports" : "\(vip):\(service.port)/\(proto)"
     }
 
+    /// `rx,tx`, `rx`, `tx` or `off`: which IPv4 header checksums the port handles.
+    static func describeOffload(_ setup: PortSetup?) -> String {
+        let sides = [setup?.rxIPv4Checksum == true ? "rx" : nil, setup?.txIPv4Checksum == true ? "tx" : nil].compactMap { $0 }
+        return sides.isEmpty ? "off" : sides.joined(separator: ",")
+    }
+
     static func describe(_ port: Port, _ owned: OwnedAddresses) -> String {
         let link = port.link.map { $0.up ? "up speed=\($0.speedMbps) duplex=\($0.fullDuplex ? "full" : "half")" : "down" }
             ?? "unknown"
@@ -257,6 +264,7 @@ final class Daemon {
             + "link=\(link) queues=\(setup?.queues ?? 0) rxd=\(setup?.rxDescriptors ?? 0) txd=\(setup?.txDescriptors ?? 0) "
             + "mtu=\(setup?.mtu ?? 0) rss=\(setup.map { $0.rssHashFunctions == 0 ? "off" : "0x" + String($0.rssHashFunctions, radix: 16) } ?? "off") "
             + "rx_interrupts=\(setup?.rxInterrupts ?? false ? "on" : "off") fast_free=\(setup?.fastFree ?? false ? "on" : "off") "
+            + "ipv4_checksum_offload=\(describeOffload(setup)) "
             + "vips=\(vips.isEmpty ? "none" : vips.joined(separator: ","))"
     }
 

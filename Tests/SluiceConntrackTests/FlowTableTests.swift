@@ -6,6 +6,28 @@ import Testing
 struct FlowTableTests {
     static let modes: [FlowTableSharing] = [.shared, .perWorker]
 
+    /// full-NAT's return entries name their forward entry by (slot, generation tag): the
+    /// reference resolves while that incarnation lives and never to a later one in the slot.
+    @Test(arguments: modes)
+    func entryReferencesResolveOnlyToTheirIncarnation(sharing: FlowTableSharing) throws {
+        let table = try T.table(1000, sharing)
+        let v = table.view
+        let k = T.v4(7)
+        let first = try #require(v.insert(k, hash: k.hash(T.seed), value: FlowValue(backend: 1, aux: 2), event: T.syn,
+                                          now: 10).handle)
+        let found = try #require(v.entry(slot: first.slot, generationTag: first.generationTag))
+        #expect(found.key == k && found.handle.value == FlowValue(backend: 1, aux: 2))
+        #expect(v.entry(slot: first.slot, generationTag: first.generationTag &+ 1) == nil)
+        #expect(v.entry(slot: -1, generationTag: 0) == nil && v.entry(slot: v.slotCount, generationTag: 0) == nil)
+        #expect(v.remove(first))
+        #expect(v.entry(slot: first.slot, generationTag: first.generationTag) == nil)
+        // The same key again lands in the same slot: a new incarnation, the old reference stays dead.
+        let second = try #require(v.insert(k, hash: k.hash(T.seed), value: FlowValue(backend: 3), event: T.syn, now: 11).handle)
+        #expect(second.slot == first.slot && second.generationTag != first.generationTag)
+        #expect(v.entry(slot: first.slot, generationTag: first.generationTag) == nil)
+        #expect(v.entry(slot: second.slot, generationTag: second.generationTag)?.handle.value.backend == 3)
+    }
+
     @Test(arguments: modes)
     func insertLookupRemoveIPv4AndIPv6(sharing: FlowTableSharing) throws {
         let table = try T.table(1000, sharing)

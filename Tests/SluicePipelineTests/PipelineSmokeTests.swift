@@ -203,3 +203,70 @@ import SluiceDataPlane
         #expect(smoke.run(&late, ingress: 0, &context).0 == .drop(.fragmentNotHandled))
     }
 }
+
+/// IPv4 header checksum offload: what the pipeline leaves to the port, and what it trusts.
+@Suite struct ChecksumOffload {
+    let mac0 = MACAddress("02:00:00:00:00:01")!
+    let mac1 = MACAddress("02:00:00:00:00:02")!
+    let clientMAC = MACAddress("02:00:00:00:0c:01")!
+
+    @Test func vxlanOuterHeaderChecksumIsLeftToAPortThatOffloadsIt() throws {
+        let yaml = """
+        ports:
+          - { name: lan0, device: net_null0, addresses: ["192.0.2.2/24"] }
+          - { name: lan1, device: net_null1, addresses: ["198.51.100.1/24"] }
+        vips: [{ address: 192.0.2.10, port: lan0 }]
+        neighbors: [{ address: 198.51.100.21, mac: "02:00:00:00:ee:21" }]
+        services:
+          - name: pods
+            vip: 192.0.2.10
+            protocol: tcp
+            port: 80
+            mode: vxlan
+            backends: [{ address: 203.0.113.5, port: 8080, vtep: 198.51.100.21, vni: 42, inner_mac: "02:42:00:00:00:05" }]
+        """
+        let config = try SluicedConfig.parse(yaml: yaml, file: "t.yaml")
+        let snapshot = try config.makeSnapshot(portMACs: [mac0, mac1])
+        let neighbors = NeighborTable(capacity: 64)
+        for (a, m) in config.neighbors { neighbors.learn(a.mapped, mac: m, now: 1) }
+        let flows = try FlowTable(capacity: 1024)
+        let counters = WorkerCounters()
+        defer { withExtendedLifetime((snapshot, neighbors, flows, counters)) {} }
+        let smoke = PipelineSmoke()
+        for offload in [false, true] {
+            var context = PipelineContext(snapshot: snapshot, neighbors: neighbors, flows: flows.view, counters: counters, now: 1)
+            context.txIPv4ChecksumPorts = offload ? 0b10 : 0
+            let syn = smoke.tcpFrame(dstMAC: mac0, srcMAC: clientMAC, src: 0xC000_0264, dst: 0xC000_020A,
+                                     sport: offload ? 50001 : 50000, dport: 80, flags: 0x02)
+            let headroom = 128, capacity = 512
+            let buffer = UnsafeMutableRawPointer.allocate(byteCount: headroom + capacity, alignment: 8)
+            defer { buffer.deallocate() }
+            let p = buffer + headroom
+            syn.withUnsafeBytes { p.copyMemory(from: $0.baseAddress!, byteCount: syn.count) }
+            var length = syn.count
+            var output = PacketOutput(port: 0)
+            let verdict = PacketPipeline.process(p, length: &length, capacity: capacity, headroom: headroom, ingress: 0,
+                                                 output: &output, context: &context)
+            #expect(verdict == .transmit(.forwardToBackend) && output.prepended == 50)
+            let outer = p - output.prepended
+            #expect(output.ipv4ChecksumOffload == (offload ? 14 : 0))
+            if offload {
+                #expect(outer.loadBE16(24) == 0, "the port fills in the outer header checksum")
+            } else {
+                #expect(InternetChecksum.verifies(UnsafeRawPointer(outer + 14), count: 20))
+            }
+        }
+    }
+
+    @Test func aHeaderThePortVerifiedIsNotCheckedAgain() {
+        var frame = PipelineSmoke().tcpFrame(dstMAC: mac0, srcMAC: clientMAC, src: 0xC000_0264, dst: 0xC000_020A,
+                                             sport: 1, dport: 80, flags: 0x02)
+        frame[24] ^= 0xFF   // a wrong header checksum
+        frame.withUnsafeBytes { r in
+            var parsed = ParsedFrame()
+            #expect(FrameParser.parse(r.baseAddress!, length: r.count, into: &parsed) == .badIPv4Checksum)
+            parsed = ParsedFrame()
+            #expect(FrameParser.parse(r.baseAddress!, length: r.count, into: &parsed, ipv4HeaderVerified: true) == nil)
+        }
+    }
+}

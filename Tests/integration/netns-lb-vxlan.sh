@@ -4,6 +4,8 @@
 # them in VXLAN to the node's VTEP; the Linux kernel's own VXLAN device must accept them. The
 # node sends the pod's replies back over VXLAN to sluiced, which unwraps them and returns them
 # to the client from the VIP. MSS clamping keeps the client's segments within the tunnel.
+# The backend-side port is net_tap, which offloads IPv4 header checksums: the outer header's
+# checksum is left to the port, and the kernel (which drops a bad one) must accept every packet.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . tools/lib/netns.sh
@@ -13,6 +15,7 @@ SLUICED=${SLUICED:-.build/release/sluiced}
 REQUESTS=${REQUESTS:-50}
 
 lab_init slvx
+LB_LAN1=tap
 lb_lab_up "sv$$"
 fail() {
   echo "FAIL: $*"
@@ -55,6 +58,9 @@ services:
 SLUICED_PID=$!
 lab_bg $SLUICED_PID
 wait_for_line "$LAB_DIR/sluiced.log" "sluiced: running" 30 || fail "sluiced did not start"
+lb_attach_tap
+grep -q "^port lan1: .*driver=net_tap .*ipv4_checksum_offload=rx,tx" "$LAB_DIR/sluiced.log" \
+  || fail "lan1 is not net_tap with IPv4 checksum offload: $(grep '^port lan1' "$LAB_DIR/sluiced.log")"
 sleep 2.5
 
 ok=0

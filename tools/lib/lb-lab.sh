@@ -9,6 +9,10 @@
 #
 # No namespace has a route out of the lab: the backends' only gateway is sluiced, the client's
 # only network is its /24. LB_CONFIG gets a sluiced config for it (services added by the caller).
+#
+# LB_LAN1=tap: lan1 is a net_tap device instead of net_af_packet over a veth. sluiced creates
+# the tap interface ${PREFIX}b itself; call lb_attach_tap once sluiced runs to move it into the
+# backend bridge. (net_tap has IPv4 checksum offload, RX and TX: this exercises that path.)
 
 lb_lab_up() {
   local p=$1
@@ -27,8 +31,10 @@ lb_lab_up() {
   lab_netns "$LB_BK_NS"
   ip -n "$LB_BK_NS" link add br0 type bridge
   ip -n "$LB_BK_NS" link set br0 up
-  lab_veth "$LB_PORT1" "${p}b1" "$LB_BK_NS"
-  ip -n "$LB_BK_NS" link set "${p}b1" master br0 up
+  if [ "${LB_LAN1:-}" != tap ]; then
+    lab_veth "$LB_PORT1" "${p}b1" "$LB_BK_NS"
+    ip -n "$LB_BK_NS" link set "${p}b1" master br0 up
+  fi
   for i in 1 2 3; do
     local ns="$p-b$i"
     lab_netns "$ns"
@@ -48,6 +54,7 @@ lb_lab_up() {
     lab_bg $!
   done
   for h in "$LB_PORT0" "$LB_PORT1"; do
+    [ "$h" = "$LB_PORT1" ] && [ "${LB_LAN1:-}" = tap ] && continue
     sysctl -qw "net.ipv6.conf.$h.disable_ipv6=1"
     ip link set "$h" up
   done
@@ -60,14 +67,28 @@ lb_lab_up() {
   done
 }
 
+# lb_attach_tap: (LB_LAN1=tap) moves sluiced's tap interface into the backend bridge.
+lb_attach_tap() {
+  local i
+  for i in $(seq 50); do ip link show "$LB_PORT1" >/dev/null 2>&1 && break; sleep 0.1; done
+  ip link set "$LB_PORT1" netns "$LB_BK_NS"
+  ip netns exec "$LB_BK_NS" sysctl -qw "net.ipv6.conf.$LB_PORT1.disable_ipv6=1"
+  # The kernel end took sluiced's MAC; as a bridge port it would make the bridge keep frames to
+  # that MAC for itself. The wire end needs a MAC of its own.
+  ip -n "$LB_BK_NS" link set "$LB_PORT1" address 02:00:00:00:5e:f1
+  ip -n "$LB_BK_NS" link set "$LB_PORT1" master br0 up
+}
+
 # lb_config FILE-PREFIX SERVICES-YAML: writes $LAB_DIR/sluiced.yaml
 lb_config() {
+  local lan1="net_af_packet1,iface=$LB_PORT1"
+  [ "${LB_LAN1:-}" = tap ] && lan1="net_tap0,iface=$LB_PORT1"
   cat >"$LAB_DIR/sluiced.yaml" <<YAML
 eal: ["--no-huge", "-m", "512", "--no-pci", "--file-prefix", "$1", "--log-level", "lib.eal:error"]
 ports:
   - { name: lan0, device: "net_af_packet0,iface=$LB_PORT0", mac: "02:00:00:00:5e:10",
       addresses: ["192.0.2.2/24", "2001:db8::2/64"] }
-  - { name: lan1, device: "net_af_packet1,iface=$LB_PORT1", mac: "02:00:00:00:5e:11",
+  - { name: lan1, device: "$lan1", mac: "02:00:00:00:5e:11",
       addresses: ["198.51.100.1/24", "2001:db8:1::1/64"] }
 workers:
   lcores: [1]

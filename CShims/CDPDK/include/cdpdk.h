@@ -81,6 +81,21 @@ SL_ALWAYS_INLINE uint16_t sl_mbuf_capacity(const struct rte_mbuf *m) {
     return (uint16_t)(m->buf_len - m->data_off);
 }
 
+/** True when the port verified the IPv4 header checksum and found it good
+ *  (RTE_MBUF_F_RX_IP_CKSUM_GOOD; only with RTE_ETH_RX_OFFLOAD_IPV4_CKSUM, else UNKNOWN). */
+SL_ALWAYS_INLINE bool sl_mbuf_rx_ipv4_checksum_good(const struct rte_mbuf *m) {
+    return (m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK) == RTE_MBUF_F_RX_IP_CKSUM_GOOD;
+}
+
+/** Asks the port to compute the IPv4 header checksum of the header `l2_len` bytes into the
+ *  frame (RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM; the field must hold 0). Only on a port
+ *  configured with RTE_ETH_TX_OFFLOAD_IPV4_CKSUM. */
+SL_ALWAYS_INLINE void sl_mbuf_offload_ipv4_checksum(struct rte_mbuf *m, uint16_t l2_len, uint16_t l3_len) {
+    m->l2_len = l2_len;
+    m->l3_len = l3_len;
+    m->ol_flags |= RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM;
+}
+
 /** Bytes writable in front of the data (where VXLAN outer headers go). */
 SL_ALWAYS_INLINE uint16_t sl_mbuf_headroom(const struct rte_mbuf *m) { return rte_pktmbuf_headroom(m); }
 
@@ -179,6 +194,8 @@ struct sl_port_setup_result {
     uint64_t rss_hash_functions;   /* 0: RSS off */
     bool rx_interrupts;
     bool fast_free;                /* RTE_ETH_TX_OFFLOAD_MBUF_FAST_FREE on */
+    bool rx_ipv4_checksum;         /* RTE_ETH_RX_OFFLOAD_IPV4_CKSUM on: mbufs say GOOD / BAD */
+    bool tx_ipv4_checksum;         /* RTE_ETH_TX_OFFLOAD_IPV4_CKSUM on */
     const char *failed_call;       /* static string, NULL on success */
     int failed_queue;              /* -1 unless a queue setup failed */
 };
