@@ -432,6 +432,32 @@ func json(_ text: String) throws -> JSONValue { try JSONParser.parse(text) }
         #expect(try c.call("conntrack.count")["count"] == .int(0))
     }
 
+    /// A full-NAT return entry (zone 2) names its forward entry's slot, not a backend: its
+    /// service and backend are resolved through that entry.
+    @Test func fullNATReturnEntriesResolveThroughTheirForwardEntry() throws {
+        let h = try Harness()
+        let fwdKey = ConntrackKey(ipv4Source: 0xCB00_7105, destination: 0xC000_020A, sourcePort: 40000,
+                                  destinationPort: 80, protocol: 6)
+        let value = DataPlaneSnapshot.flowValue(service: 0, backend: 1, vipPort: 80, ingress: 0)
+        guard case .inserted(let forward) = h.target.flows.view.insert(
+            fwdKey, hash: fwdKey.hash(ConntrackHashSeed(7)), value: value, event: .tcp(flags: 0x02), now: h.target.now) else {
+            Issue.record("forward insert failed"); return
+        }
+        let retKey = ConntrackKey(ipv4Source: 0xC633_640C, destination: 0xC633_6464, sourcePort: 8080,
+                                  destinationPort: 2000, protocol: 6, zone: DataPlaneSnapshot.fullNATReturnFlowZone)
+        _ = h.target.flows.view.insert(retKey, hash: retKey.hash(ConntrackHashSeed(7)),
+                                       value: FlowValue(backend: UInt32(forward.slot), aux: UInt32(forward.generationTag)),
+                                       event: .tcp(flags: 0x12, reply: true), now: h.target.now)
+        let c = try h.client()
+        let list = try c.call("conntrack.list", json(#"{"backend":"198.51.100.12"}"#))
+        let flows = try #require(list["flows"]?.arrayValue)
+        #expect(flows.count == 2)
+        #expect(flows.allSatisfy { $0["service"] == .string("web") && $0["backend_port"] == .int(8080) })
+        #expect(flows.map { $0["direction"] } .contains(.string("reply")))
+        #expect(try c.call("conntrack.flush", json(#"{"backend":"198.51.100.12"}"#))["flushed"] == .int(2))
+        #expect(try c.call("conntrack.count")["count"] == .int(0))
+    }
+
     @Test func neighborsList() throws {
         let h = try Harness()
         _ = h.target.neighbors.learn(ipv4: 0xC633_640B, mac: MACAddress("02:00:00:00:00:0b")!, now: 1)
