@@ -16,7 +16,10 @@
 # phase, and packets dropped in each phase (for any reason). Reported, never asserted.
 # Not measured here: the time until a change is seen on the wire by an outside observer.
 #
-# Usage: bench/control-storm.sh [--no-build]    SCRATCH=.build-lbbench UPDATE_RATE=1000 STORM=30
+# BATCH=N (default 1) sends the updates N to a JSON-RPC batch (one publication per batch), each
+# to one of N backends.
+#
+# Usage: bench/control-storm.sh [--no-build]    SCRATCH=.build-lbbench UPDATE_RATE=1000 STORM=30 BATCH=1
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -25,6 +28,7 @@ STORM=${STORM:-30}
 BASELINE=${BASELINE:-5}
 AFTER=${AFTER:-5}
 FLOWS=${FLOWS:-1000}
+export BATCH=${BATCH:-1}
 SCRATCH=${SCRATCH:-.build-lbbench}
 RESULTS=${RESULTS:-bench/results/control-storm.md}
 SLUICED="$SCRATCH/release/sluiced"
@@ -78,18 +82,15 @@ RESULT=$(taskset -c 0 "$PYTHON" bench/control_storm.py "$WORK/sluiced.sock" web 
 kill -INT $PID; wait $PID || true
 echo "$RESULT"
 mkdir -p "$(dirname "$RESULTS")"
-{
-  echo "# Control-plane storm: $UPDATE_RATE backend updates/s for $STORM s under full forwarding"
+# One section per run, appended (run batch 1 and batch N for the comparison).
+[ -s "$RESULTS" ] || {
+  echo "# Control-plane storm: backend updates over the socket under full forwarding"
   echo
-  echo "Run: \`bench/control-storm.sh\` ($(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'))."
-  echo "One worker (lcore 1, poll) forwards $FLOWS established TCP flows from an in-memory pcap source"
-  echo "to a net_null sink; the control client runs on the other core with the main lcore."
+  echo "\`bench/control-storm.sh\`: one worker (lcore 1, poll) forwards $FLOWS established TCP flows from an"
+  echo "in-memory pcap source to a net_null sink; the control client runs on the other core with the"
+  echo "main lcore and the control thread."
   echo
-  echo '```json'
-  echo "$RESULT"
-  echo '```'
-  echo
-  echo "- latency_ms: request sent → response read, one request at a time; the response is sent"
+  echo "- latency_ms: request (or batch) sent → response read, one at a time; the response is sent"
   echo "  after \`publish\` returned (every worker passed a quiescent state)."
   echo "- rx_pps / forwarded_pps: the worker's counters sampled once a second through \`stats\`."
   echo "- dropped: packets dropped (any reason) in each phase; a loss caused by updates shows as"
@@ -98,6 +99,13 @@ mkdir -p "$(dirname "$RESULTS")"
   echo "  phase; forwarded_per_oncpu_s: forwarded packets per second of worker CPU time. On a shared"
   echo "  2-core machine the scheduler may put other work on the worker's core while the control"
   echo "  thread and the client keep the other one busy; these two separate that from the updates' cost."
-  echo "- load average at the start: $LOAD"
 } >"$RESULTS"
+{
+  echo
+  echo "## $UPDATE_RATE updates/s for $STORM s, batch $BATCH ($(date -u '+%Y-%m-%d %H:%M UTC'), commit $COMMIT$DIRTY, load $LOAD)"
+  echo
+  echo '```json'
+  echo "$RESULT"
+  echo '```'
+} >>"$RESULTS"
 echo "results: $RESULTS"

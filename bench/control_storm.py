@@ -12,8 +12,13 @@ With the sluiced PID it also samples the worker thread's (rte-worker-1) run and 
 (/proc/PID/task/TID/schedstat): a shared machine may take the core away from the worker, and
 forwarded packets per on-CPU second separate that from the cost of the updates themselves.
 
+With BATCH > 1 (environment) the updates go BATCH to a JSON-RPC batch, each to another
+backend address (ADDRESS's last octet counting down): one transaction, one publication per
+batch; the latency is then per batch.
+
 usage: control_storm.py SOCKET SERVICE ADDRESS RATE BASELINE STORM AFTER [SLUICED_PID]
 """
+import os
 import glob
 import json
 import socket
@@ -23,6 +28,7 @@ import time
 SOCK, SERVICE, ADDRESS = sys.argv[1:4]
 RATE, BASELINE, STORM, AFTER = float(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6]), float(sys.argv[7])
 PID = sys.argv[8] if len(sys.argv) > 8 else None
+BATCH = int(os.environ.get("BATCH", "1"))
 
 
 def schedstat():
@@ -46,7 +52,16 @@ class Conn:
 
     def call(self, method, params=None):
         self.n += 1
-        req = {"jsonrpc": "2.0", "id": self.n, "method": method, "params": params or {}}
+        return self.send({"jsonrpc": "2.0", "id": self.n, "method": method, "params": params or {}})
+
+    def batch(self, calls):
+        reqs = []
+        for method, params in calls:
+            self.n += 1
+            reqs.append({"jsonrpc": "2.0", "id": self.n, "method": method, "params": params})
+        return self.send(reqs)
+
+    def send(self, req):
         self.s.sendall(json.dumps(req).encode() + b"\n")
         while b"\n" not in self.buf:
             chunk = self.s.recv(65536)
@@ -55,9 +70,10 @@ class Conn:
             self.buf += chunk
         line, self.buf = self.buf.split(b"\n", 1)
         m = json.loads(line)
-        if "error" in m:
-            raise RuntimeError(m["error"])
-        return m["result"]
+        for r in m if isinstance(m, list) else [m]:
+            if "error" in r:
+                raise RuntimeError(r["error"])
+        return m if isinstance(m, list) else m["result"]
 
 
 def rx(c):
@@ -91,7 +107,9 @@ def main():
     quiet("baseline", BASELINE)
     gen_before = rx(mon)[3]
     latencies = []
-    interval = 1.0 / RATE
+    interval = BATCH / RATE
+    prefix, last = ADDRESS.rsplit(".", 1)
+    addresses = ["%s.%d" % (prefix, int(last) - i) for i in range(BATCH)]
     start = time.monotonic()
     end = start + STORM
     next_send = start
@@ -110,7 +128,10 @@ def main():
             continue
         weight = 2 if weight == 1 else 1
         t0 = time.monotonic()
-        ctl.call("backend.update", {"service": SERVICE, "address": ADDRESS, "weight": weight})
+        if BATCH == 1:
+            ctl.call("backend.update", {"service": SERVICE, "address": ADDRESS, "weight": weight})
+        else:
+            ctl.batch([("backend.update", {"service": SERVICE, "address": a, "weight": weight}) for a in addresses])
         latencies.append(time.monotonic() - t0)
         next_send += interval
         if next_send < time.monotonic() - 1.0:
@@ -133,8 +154,9 @@ def main():
     ms = [x * 1000 for x in latencies]
     print(json.dumps({
         "target_rate": RATE,
-        "updates": len(latencies),
-        "achieved_rate": round(len(latencies) / storm_seconds, 1),
+        "batch": BATCH,
+        "updates": len(latencies) * BATCH,
+        "achieved_rate": round(len(latencies) * BATCH / storm_seconds, 1),
         "snapshots_published": gen_after - gen_before,
         "latency_ms": {"p50": round(pct(ms, 50), 3), "p99": round(pct(ms, 99), 3), "max": round(max(ms), 3)},
         "rx_pps": {p: rate(p, 0) for p in ("baseline", "storm", "after")},
