@@ -38,6 +38,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.1"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+        // The Prometheus endpoint's HTTP/1.1 server (NIOHTTP1); used by SluiceMetricsHTTP only.
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
     ],
     targets: [
         // C wrapper over DPDK: per-packet calls `static inline` in the header, setup out of line.
@@ -93,13 +95,27 @@ let package = Package(
         // EAL, ports, queues, mempools, the worker loop: the only module that talks to DPDK.
         .target(
             name: "SluiceDPDK",
-            dependencies: ["CDPDK", "SluiceCore", "SluiceDataPlane", "SluiceConntrack"],
+            dependencies: ["CDPDK", "SluiceCore", "SluiceDataPlane", "SluiceConntrack", "SluiceMetrics"],
             swiftSettings: hotPathSwift + [.unsafeFlags(dpdkCFlags.flatMap { ["-Xcc", $0] })]
+        ),
+        // Metrics: a sample of every counter (summed over workers) and its Prometheus text
+        // rendering and DPDK-telemetry shape. Imports no DPDK, no networking.
+        .target(name: "SluiceMetrics", dependencies: ["SluiceDataPlane", "SluiceCore"]),
+        // The Prometheus scrape endpoint: HTTP/1.1 over swift-nio, on its own threads.
+        .target(
+            name: "SluiceMetricsHTTP",
+            dependencies: [
+                "SluiceMetrics",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
         ),
         .executableTarget(
             name: "sluiced",
             dependencies: [
                 "SluiceConfig", "SluiceDPDK", "SluiceDataPlane", "SluiceCore", "SluiceConntrack", "SluiceControl",
+                "SluiceMetrics", "SluiceMetricsHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: [.unsafeFlags(dpdkCFlags.flatMap { ["-Xcc", $0] })]
@@ -120,5 +136,6 @@ let package = Package(
         ),
         .testTarget(name: "SluiceMaglevTests", dependencies: ["SluiceMaglev", "SluiceCore"]),
         .testTarget(name: "SluiceConntrackTests", dependencies: ["SluiceConntrack"]),
+        .testTarget(name: "SluiceMetricsTests", dependencies: ["SluiceMetrics", "SluiceConfig", "SluiceDataPlane", "SluiceCore"]),
     ]
 )

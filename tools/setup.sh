@@ -10,6 +10,8 @@ packages=(
   libdpdk-dev dpdk-dev dpdk libnuma-dev pkg-config   # the data plane
   python3-scapy                                      # fixture generator, lab traffic
   iproute2 iputils-ping arping tcpdump socat procps ethtool curl  # namespace tests
+  python3-prometheus-client                          # metrics test: the Prometheus text parser
+  wrk nginx nftables conntrack util-linux            # bench/kernel-vs-sluiced.sh (taskset: util-linux)
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -14,6 +14,7 @@
 #include <rte_errno.h>
 #include <rte_launch.h>
 #include <rte_lcore.h>
+#include <rte_telemetry.h>
 
 /* ---- EAL ---------------------------------------------------------------------------------- */
 
@@ -127,14 +128,15 @@ int sl_port_configure(uint16_t port, const struct sl_port_setup *setup, struct s
         result->fast_free = true;
     }
     /* Checksum offloads where the port has them: RX verifies IPv4 headers (the parser skips its
-     * own check on GOOD), TX fills in the VXLAN outer IPv4 header's checksum. TCP/UDP checksums
-     * are updated incrementally in software (RFC 1624: a few adds, cheaper than preparing the
-     * pseudo-header checksum a NIC's L4 offload needs). */
+     * own check on GOOD), TX fills in the VXLAN outer IPv4 header's checksum — asked for only on
+     * ports that carry VXLAN (on some NICs any TX offload rules out the vector TX path). TCP/UDP
+     * checksums are updated incrementally in software (RFC 1624: a few adds, cheaper than
+     * preparing the pseudo-header checksum a NIC's L4 offload needs). */
     if (dev.rx_offload_capa & RTE_ETH_RX_OFFLOAD_IPV4_CKSUM) {
         conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_IPV4_CKSUM;
         result->rx_ipv4_checksum = true;
     }
-    if (dev.tx_offload_capa & RTE_ETH_TX_OFFLOAD_IPV4_CKSUM) {
+    if (setup->tx_ipv4_checksum && (dev.tx_offload_capa & RTE_ETH_TX_OFFLOAD_IPV4_CKSUM)) {
         conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_IPV4_CKSUM;
         result->tx_ipv4_checksum = true;
     }
@@ -265,4 +267,56 @@ struct rte_rcu_qsbr *sl_rcu_create(uint32_t max_threads) {
 void sl_rcu_free(struct rte_rcu_qsbr *v) { free(v); }
 int sl_rcu_register(struct rte_rcu_qsbr *v, unsigned int id) { return rte_rcu_qsbr_thread_register(v, id); }
 int sl_rcu_unregister(struct rte_rcu_qsbr *v, unsigned int id) { return rte_rcu_qsbr_thread_unregister(v, id); }
-void sl_rcu_synchronize(struct rte_rcu_qsbr *v) { rte_rcu_qsbr_synchronize(v, RTE_QSBR_THRID_INVALID); }
+
+/* ---- Telemetry ---------------------------------------------------------------------------- */
+
+/* DPDK's callback has no context argument, so one dispatcher looks the command up here. The
+ * table is written on the main lcore before rte_telemetry_register_cmd publishes the command
+ * (its spinlock orders the write before any read by the telemetry thread) and never changes
+ * afterwards. */
+static struct {
+    char command[RTE_TEL_MAX_STRING_LEN];
+    sl_telemetry_handler handler;
+    void *context;
+} sl_telemetry_commands[SL_TELEMETRY_MAX_COMMANDS];
+static int sl_telemetry_command_count;
+
+static int sl_telemetry_dispatch(const char *cmd, const char *params, struct rte_tel_data *d) {
+    for (int i = 0; i < sl_telemetry_command_count; i++) {
+        if (strcmp(sl_telemetry_commands[i].command, cmd) == 0) {
+            const char *p = params != NULL && params[0] != '\0' ? params : NULL;
+            return sl_telemetry_commands[i].handler(sl_telemetry_commands[i].context, cmd, p, d);
+        }
+    }
+    return -ENOENT;
+}
+
+int sl_telemetry_register(const char *command, const char *help, sl_telemetry_handler handler, void *context) {
+    if (sl_telemetry_command_count == SL_TELEMETRY_MAX_COMMANDS) return -ENOSPC;
+    if (strlen(command) >= RTE_TEL_MAX_STRING_LEN) return -EINVAL;
+    int i = sl_telemetry_command_count;
+    strcpy(sl_telemetry_commands[i].command, command);
+    sl_telemetry_commands[i].handler = handler;
+    sl_telemetry_commands[i].context = context;
+    int ret = rte_telemetry_register_cmd(command, sl_telemetry_dispatch, help);
+    if (ret == 0) sl_telemetry_command_count = i + 1;
+    return ret;
+}
+
+int sl_tel_start_dict(struct rte_tel_data *d) { return rte_tel_data_start_dict(d); }
+int sl_tel_start_u64_array(struct rte_tel_data *d) { return rte_tel_data_start_array(d, RTE_TEL_U64_VAL); }
+int sl_tel_start_string_array(struct rte_tel_data *d) { return rte_tel_data_start_array(d, RTE_TEL_STRING_VAL); }
+int sl_tel_add_dict_u64(struct rte_tel_data *d, const char *name, uint64_t value) {
+    return rte_tel_data_add_dict_u64(d, name, value);
+}
+int sl_tel_add_dict_string(struct rte_tel_data *d, const char *name, const char *value) {
+    return rte_tel_data_add_dict_string(d, name, value);
+}
+int sl_tel_add_array_u64(struct rte_tel_data *d, uint64_t value) { return rte_tel_data_add_array_u64(d, value); }
+int sl_tel_add_array_string(struct rte_tel_data *d, const char *value) { return rte_tel_data_add_array_string(d, value); }
+struct rte_tel_data *sl_tel_alloc(void) { return rte_tel_data_alloc(); }
+int sl_tel_add_dict_array(struct rte_tel_data *d, const char *name, struct rte_tel_data *child) {
+    int ret = rte_tel_data_add_dict_container(d, name, child, 0);
+    if (ret != 0) rte_tel_data_free(child);
+    return ret;
+}

@@ -115,7 +115,8 @@ struct NodeReader {
     }
 
     func config(_ root: Node) throws(ConfigError) -> SluicedConfig {
-        let top = try mapping(root, "", allowed: ["eal", "ports", "workers", "mempool", "vips", "services", "routes", "flows", "neighbors", "control"])
+        let top = try mapping(root, "", allowed: ["eal", "ports", "workers", "mempool", "vips", "services", "routes", "flows",
+                                                  "neighbors", "control", "metrics"])
         var eal: [String] = []
         if let node = top["eal"] {
             for (i, item) in try sequence(node, "eal").enumerated() {
@@ -178,6 +179,7 @@ struct NodeReader {
                 config.neighbors.append((address, try mac(n, "\(path).mac")))
             }
         }
+        if let node = top["metrics"] { config.metrics = try metricsConfig(node, "metrics") }
         return config
     }
 
@@ -254,6 +256,27 @@ struct NodeReader {
         if let n = m["max_clients"] { control.maxClients = try int(n, "\(path).max_clients", range: 1...1024) }
         if let n = m["idle_timeout_s"] { control.idleTimeoutSeconds = try int(n, "\(path).idle_timeout_s", range: 1...3600) }
         return control
+    }
+
+    func metricsConfig(_ node: Node, _ path: String) throws(ConfigError) -> MetricsConfig {
+        let m = try mapping(node, path, allowed: ["enabled", "listen"])
+        var metrics = MetricsConfig()
+        if let n = m["enabled"] {
+            let text = try string(n, "\(path).enabled")
+            switch text {
+            case "true": metrics.enabled = true
+            case "false": metrics.enabled = false
+            default: throw fail("\(path).enabled", "expected true or false, not '\(text)'")
+            }
+        }
+        if let n = m["listen"] {
+            let text = try string(n, "\(path).listen")
+            guard let address = ListenAddress(text) else {
+                throw fail("\(path).listen", "'\(text)' is not ADDRESS:PORT (127.0.0.1:9469, [::1]:9469)")
+            }
+            metrics.listen = address
+        }
+        return metrics
     }
 
     func ipAddress(_ node: Node, _ path: String) throws(ConfigError) -> IPAddress {

@@ -20,11 +20,14 @@ public struct SluicedConfig: Sendable, Equatable {
     public var neighbors: [(address: IPAddress, mac: MACAddress)] = []
     /// The control socket (issue 4).
     public var control = ControlConfig()
+    /// The Prometheus endpoint.
+    public var metrics = MetricsConfig()
 
     public static func == (a: SluicedConfig, b: SluicedConfig) -> Bool {
         a.eal == b.eal && a.ports == b.ports && a.workers == b.workers && a.mempool == b.mempool && a.vips == b.vips
             && a.services == b.services && a.routes == b.routes && a.flows == b.flows && a.control == b.control
             && a.neighbors.map(\.address) == b.neighbors.map(\.address) && a.neighbors.map(\.mac) == b.neighbors.map(\.mac)
+            && a.metrics == b.metrics
     }
 
     public init(eal: [String] = [], ports: [PortConfig], workers: WorkerConfig = WorkerConfig(),
@@ -152,6 +155,55 @@ public struct MempoolConfig: Sendable, Equatable {
         self.mbufs = mbufs
         self.cacheSize = cacheSize
         self.dataRoom = dataRoom
+    }
+}
+
+/// The Prometheus text-format endpoint (`GET /metrics`), served by a thread that is not a
+/// worker. Loopback by default: the counters name every VIP and backend.
+public struct MetricsConfig: Sendable, Equatable {
+    public var enabled: Bool
+    /// An IP literal and a port; port 0 takes any free port (sluiced prints the one it got).
+    public var listen: ListenAddress
+
+    public static let defaultListen = ListenAddress(host: .v4(IPv4Address(value: 0x7F00_0001)), port: 9469)
+
+    public init(enabled: Bool = true, listen: ListenAddress = MetricsConfig.defaultListen) {
+        self.enabled = enabled
+        self.listen = listen
+    }
+}
+
+/// `192.0.2.1:9469` or `[2001:db8::1]:9469`.
+public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
+    public var host: IPAddress
+    public var port: UInt16
+
+    public init(host: IPAddress, port: UInt16) {
+        self.host = host
+        self.port = port
+    }
+
+    /// Parses `IPv4:PORT` or `[IPv6]:PORT` (no host names: nothing is resolved).
+    public init?(_ text: String) {
+        guard let colon = text.lastIndex(of: ":"), let port = UInt16(text[text.index(after: colon)...]),
+              !text[text.index(after: colon)...].hasPrefix("+") else { return nil }
+        var host = text[..<colon]
+        if host.hasPrefix("[") && host.hasSuffix("]") {
+            host = host.dropFirst().dropLast()
+            guard let a = IPv6Address(String(host)) else { return nil }
+            self.host = .v6(a)
+        } else {
+            guard let a = IPv4Address(String(host)) else { return nil }
+            self.host = .v4(a)
+        }
+        self.port = port
+    }
+
+    public var description: String {
+        switch host {
+        case .v4(let a): "\(a):\(port)"
+        case .v6(let a): "[\(a)]:\(port)"
+        }
     }
 }
 

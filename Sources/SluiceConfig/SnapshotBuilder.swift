@@ -70,6 +70,10 @@ extension SluicedConfig {
                     throw ConfigError(file: file, field: "services[\(s)].source_pool[\(i)]",
                                       reason: "\(source) is in no port's address prefix")
                 }
+                if ports.contains(where: { $0.addresses.contains { $0.address.mapped == mapped } }) {
+                    throw ConfigError(file: file, field: "services[\(s)].source_pool[\(i)]",
+                                      reason: "\(source) is a port's own address (ports[].addresses)")
+                }
                 if services.contains(where: { $0.vip.mapped == mapped }) {
                     throw ConfigError(file: file, field: "services[\(s)].source_pool[\(i)]",
                                       reason: "\(source) is also a VIP")
@@ -91,11 +95,19 @@ extension SluicedConfig {
         // No flow outlives the longest timeout: an id unused that long may name something else.
         let quarantine = UInt64(FlowState.allCases.map { FlowTimeouts.default[$0] }.max() ?? 0)
         let previousServices = previous?.services.services ?? []
+        let identities = services.map { service in
+            ServiceIdentity(vip: service.vip.mapped, proto: service.proto.number, port: service.port,
+                            mode: SluicedConfig.serviceMode(service.method).rawValue,
+                            sourcePool: service.method == .fullnat ? service.sourcePool.map(\.mapped) : [])
+        }
+        // Backend ids per service identity, kept while the service is live or remembered (a
+        // service that leaves and returns within the quarantine gets its backend ids back too).
+        let registries = previous?.services.backendRegistries ?? [:]
+        var nextRegistries: [ServiceIdentity: StableIDs<BackendIdentity>] = [:]
         let serviceIDs: (ids: [UInt16], next: StableIDs<ServiceIdentity>)
         do {
-            serviceIDs = try (previous?.services.serviceIDs ?? StableIDs()).assigning(
-                services.map { ServiceIdentity(vip: $0.vip.mapped, proto: $0.proto.number, port: $0.port) },
-                now: now, quarantine: quarantine)
+            serviceIDs = try (previous?.services.serviceIDs ?? StableIDs()).assigning(identities, now: now,
+                                                                                      quarantine: quarantine)
         } catch {
             throw ConfigError(file: file, field: "services", reason: "more than 65535 services")
         }
@@ -125,12 +137,14 @@ extension SluicedConfig {
                 case .v6(let a): maglevBackends.append(MaglevBackend(address: a, port: backend.port, weight: backend.weight))
                 }
             }
-            let identity = ServiceIdentity(vip: service.vip.mapped, proto: service.proto.number, port: service.port)
-            let before = previousServices.first { $0.id == serviceIDs.ids[s] && $0.identity == identity }
+            let identity = identities[s]
+            let before = registries[identity]
+                ?? previousServices.first { $0.id == serviceIDs.ids[s] && $0.identity == identity }?.backendIDs
             let backendIDs: (ids: [UInt16], next: StableIDs<BackendIdentity>)
             do {
-                backendIDs = try (before?.backendIDs ?? StableIDs()).assigning(targets.map(\.identity), now: now,
-                                                                               quarantine: quarantine)
+                backendIDs = try (before ?? StableIDs()).assigning(targets.map(\.identity), now: now,
+                                                                   quarantine: quarantine)
+                nextRegistries[identity] = backendIDs.next
             } catch {
                 throw ConfigError(file: file, field: "services[\(s)].backends", reason: "more than 65535 backends")
             }
@@ -141,12 +155,7 @@ extension SluicedConfig {
             } catch {
                 throw ConfigError(file: file, field: "services[\(s)]", reason: "cannot build the Maglev table: \(error)")
             }
-            let mode: ServiceMode
-            switch service.method {
-            case .dnat: mode = .dnat
-            case .vxlan: mode = .vxlan
-            case .fullnat: mode = .fullnat
-            }
+            let mode = SluicedConfig.serviceMode(service.method)
             built.append(Service(name: service.name, mode: mode, vip: service.vip.mapped, proto: service.proto.number,
                                  port: service.port, backends: targets, maglev: maglev, mssClamp: service.mssClamp ?? 0,
                                  sourcePool: service.sourcePool.map(\.mapped), id: serviceIDs.ids[s],
@@ -155,8 +164,34 @@ extension SluicedConfig {
         guard let seed = FlowHashSeed(bytes: flows.hashSeed) else {
             throw ConfigError(file: file, field: "flows.hash_seed", reason: "must be 16 bytes")
         }
+        // Metrics: each (service, backend) keeps its counter record from the previous snapshot.
+        let pairs = built.map { service in
+            service.backends.map { BackendCounterRecords.Key(service: service.identity, backend: $0.identity) }
+        }
+        let backendRecords: BackendCounterRecords.Assignment
+        do {
+            backendRecords = try (previous?.backendCounters.registry ?? BackendCounterRecords())
+                .assigning(pairs, now: now, quarantine: quarantine)
+        } catch {
+            let needed = switch error { case .exhausted(let n): n }
+            throw ConfigError(file: file, field: "services",
+                              reason: "\(needed) backends in all, counting those removed less than \(quarantine) s ago; "
+                                  + "per-backend counters hold at most \(WorkerCounters.backendSlots)")
+        }
+        for retired in serviceIDs.next.retired where nextRegistries[retired.identity] == nil {
+            if let registry = registries[retired.identity] { nextRegistries[retired.identity] = registry }
+        }
         return DataPlaneSnapshot(ports: contexts, services: built, routing: routing, hasher: FlowHasher(seed: seed),
-                                 serviceIDs: serviceIDs.next)
+                                 serviceIDs: serviceIDs.next, backendRegistries: nextRegistries,
+                                 backendRecords: backendRecords)
+    }
+
+    static func serviceMode(_ method: ForwardingMethod) -> ServiceMode {
+        switch method {
+        case .dnat: .dnat
+        case .vxlan: .vxlan
+        case .fullnat: .fullnat
+        }
     }
 
     /// CLOCK_MONOTONIC seconds: the clock of id quarantine (not the workers' TSC ticks).

@@ -29,8 +29,9 @@ public enum EAL {
     /// Timestamp counter ticks per second, as the EAL calibrated them.
     public static var tscHz: UInt64 { sl_tsc_hz() }
 
-    /// The TSC now (the workers' clock; the flow table's `now` is this / `tscHz`).
-    public static var tsc: UInt64 { sl_rdtsc() }
+    /// Whole seconds of the timestamp counter: the clock of the flow table's deadlines, as the
+    /// workers read it (`Worker.pipelineLoop`).
+    public static var tscSeconds: UInt32 { UInt32(truncatingIfNeeded: sl_rdtsc() / max(1, sl_tsc_hz())) }
 
     /// The lcore running `main` (the one that called `initialize`).
     public static var mainLcore: Int { Int(sl_main_lcore()) }

@@ -4,6 +4,10 @@ import SluiceCore
 import SluiceDataPlane
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// What the load-balancing pipeline shares across workers: the snapshot they read, the tables
 /// they read and write lock-free, and what worker 0 needs for its once-a-second chores.
 ///
@@ -36,7 +40,13 @@ public final class PipelineResources: @unchecked Sendable {
     private struct Published {
         var snapshot: DataPlaneSnapshot
         var generation: UInt64
+        /// Replaced snapshots some worker may still hold: freed once their token has passed.
+        var parked: [(token: UInt64, snapshot: DataPlaneSnapshot)] = []
     }
+
+    /// How long `publish` waits for the workers before it parks the old snapshot and returns:
+    /// a worker stuck while online (a driver hang) must not hold up the control thread.
+    public static let quiescenceWaitNanoseconds = 1_000_000_000
     /// The strong reference behind `current`, and its generation (1 for the first). Held while
     /// a publication waits for the workers, so publications are serialised.
     private let published: Mutex<Published>
@@ -66,6 +76,11 @@ public final class PipelineResources: @unchecked Sendable {
     /// How many snapshots have been published, the first one included.
     public var generation: UInt64 { published.withLock { $0.generation } }
 
+    /// The snapshot in force and its generation, read together (for metrics).
+    public var snapshotAndGeneration: (snapshot: DataPlaneSnapshot, generation: UInt64) {
+        published.withLock { ($0.snapshot, $0.generation) }
+    }
+
     /// Workers: the current snapshot, unretained. Valid until the caller's next quiescent state.
     @inlinable @inline(__always)
     func load() -> Unmanaged<DataPlaneSnapshot> {
@@ -80,17 +95,38 @@ public final class PipelineResources: @unchecked Sendable {
     @discardableResult
     public func publish(_ next: DataPlaneSnapshot) -> UInt64 {
         let (old, generation) = published.withLock { state -> (DataPlaneSnapshot, UInt64) in
+            state.parked.removeAll { sl_rcu_passed(rcu, $0.token) }
             let old = state.snapshot
             state.snapshot = next
             state.generation &+= 1
             current.store(Unmanaged.passUnretained(next).toOpaque(), ordering: .releasing)
-            sl_rcu_synchronize(rcu)
+            let token = sl_rcu_start(rcu)
+            if !PipelineResources.wait(rcu, token: token) {
+                // Kept alive until that token passes (checked at the next publication).
+                state.parked.append((token, old))
+                Log.error("snapshot generation \(state.generation &- 1): a worker has not passed a quiescent state "
+                          + "in \(PipelineResources.quiescenceWaitNanoseconds / 1_000_000) ms; kept until it does")
+            }
             return (old, state.generation)
         }
         let owed = PipelineResources.newlyOwned(old: old, new: next)
         if !owed.isEmpty { pendingAnnouncements.withLock { $0.append(contentsOf: owed) } }
         return generation
         // `old` is released here: no worker can reach it any more.
+    }
+
+    /// Polls until every online worker passed a quiescent state after `token` (true), or the
+    /// wait limit is reached (false). Workers pass one per loop iteration, so this normally
+    /// returns within microseconds.
+    static func wait(_ rcu: OpaquePointer, token: UInt64) -> Bool {
+        var waited = 0
+        var pause = timespec(tv_sec: 0, tv_nsec: 20_000)
+        while !sl_rcu_passed(rcu, token) {
+            guard waited < quiescenceWaitNanoseconds else { return false }
+            nanosleep(&pause, nil)
+            waited += 20_000
+        }
+        return true
     }
 
     /// Per port, the addresses `new` answers for that `old` did not (or with another MAC).

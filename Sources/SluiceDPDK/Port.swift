@@ -154,8 +154,10 @@ public final class Port: @unchecked Sendable {
     /// Configures `queues` RX and TX queue pairs (one per worker) with RSS when there is more
     /// than one and the device hashes, sets the MTU, and sets up every queue. Does not start.
     @discardableResult
+    /// `txIPv4Checksum`: use the port's IPv4 header checksum TX offload if it has one (for
+    /// ports that send VXLAN).
     public func configure(queues: Int, rxDescriptors: Int, txDescriptors: Int, mtu: Int?,
-                          rxInterrupts: Bool, pool: Mempool) throws(DPDKError) -> PortSetup {
+                          rxInterrupts: Bool, txIPv4Checksum: Bool = false, pool: Mempool) throws(DPDKError) -> PortSetup {
         guard queues >= 1, queues <= maxRxQueues, queues <= maxTxQueues else {
             throw DPDKError(subject: subject, operation: "queues",
                             reason: "\(queues) workers need \(queues) RX and TX queues; \(driver) offers "
@@ -174,6 +176,7 @@ public final class Port: @unchecked Sendable {
         request.mtu = UInt16(clamping: mtu ?? 0)
         request.rss = queues > 1
         request.rx_interrupts = rxInterrupts
+        request.tx_ipv4_checksum = txIPv4Checksum
         request.pool = pool.pointer
         var result = sl_port_setup_result()
         let ret = sl_port_configure(id, &request, &result)

@@ -62,9 +62,14 @@ public struct WorkerQueue: Sendable {
     public var transmitPort: UInt16
     /// `port` computes IPv4 header checksums on TX (RTE_ETH_TX_OFFLOAD_IPV4_CKSUM is on).
     public var txIPv4Checksum: Bool
+    /// `port` verifies IPv4 header checksums on RX (RTE_ETH_RX_OFFLOAD_IPV4_CKSUM is on): only
+    /// then is an mbuf's GOOD flag trusted.
+    public var rxIPv4Checksum: Bool
 
-    public init(port: UInt16, queue: UInt16, transmitPort: UInt16, txIPv4Checksum: Bool = false) {
+    public init(port: UInt16, queue: UInt16, transmitPort: UInt16, txIPv4Checksum: Bool = false,
+                rxIPv4Checksum: Bool = false) {
         self.txIPv4Checksum = txIPv4Checksum
+        self.rxIPv4Checksum = rxIPv4Checksum
         self.port = port
         self.queue = queue
         self.transmitPort = transmitPort
@@ -101,6 +106,8 @@ struct Lane {
     var rxPort: UInt16
     var queue: UInt16
     var txPort: UInt16
+    /// The RX port verifies IPv4 header checksums (see `WorkerQueue.rxIPv4Checksum`).
+    var rxIPv4Checksum: Bool
     /// Packets waiting in `transmitBuffer[0..<pending]`, and their bytes.
     var pending: UInt16
     var pendingBytes: UInt64
@@ -181,7 +188,8 @@ struct WorkerArena {
         for (i, q) in queues.enumerated() {
             let buffer = (buffersBase + i * pointerArray)
                 .initializeMemory(as: OpaquePointer?.self, repeating: nil, count: burst)
-            (lanes + i).initialize(to: Lane(rxPort: q.port, queue: q.queue, txPort: q.transmitPort, pending: 0,
+            (lanes + i).initialize(to: Lane(rxPort: q.port, queue: q.queue, txPort: q.transmitPort,
+                                            rxIPv4Checksum: q.rxIPv4Checksum, pending: 0,
                                             pendingBytes: 0,
                                             transmitBuffer: buffer))
         }
@@ -444,6 +452,7 @@ public final class Worker: @unchecked Sendable {
             sl_prefetch0(sl_mbuf_data(received[i].unsafelyUnwrapped))
         }
         var bytes: UInt64 = 0
+        let verifiesIPv4 = lane.pointee.rxIPv4Checksum
         for i in 0..<count {
             if i &+ distance < count {
                 // Safe: i + distance < count, inside the filled part.
@@ -454,7 +463,7 @@ public final class Worker: @unchecked Sendable {
             let length = Int(sl_mbuf_data_len(m))
             bytes &+= UInt64(truncatingIfNeeded: length)
             prepared[i] = PacketPipeline.prepare(sl_mbuf_data(m).unsafelyUnwrapped, length: length, context: context,
-                                                 ipv4HeaderVerified: sl_mbuf_rx_ipv4_checksum_good(m))
+                                                 ipv4HeaderVerified: verifiesIPv4 && sl_mbuf_rx_ipv4_checksum_good(m))
         }
         for i in 0..<count where prepared[i].hash != 0 { context.flows.prefetchEntry(hash: prepared[i].hash) }
         let ingress = lane - lanes

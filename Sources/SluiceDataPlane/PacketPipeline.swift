@@ -101,18 +101,20 @@ public struct FullNATSource: Equatable, Sendable {
     public static let firstPort: UInt32 = 1024
     public static let portCount: UInt32 = 65536 - 1024
     /// Candidates tried for one new flow before it is dropped (`no_source_port`).
-    public static let attempts = 8
+    public static let attempts = 32
 
     /// Candidate `attempt` for a flow with keyed hash `hash`: RFC 6056 §3.3.3 ("Simple Hash-Based
-    /// Port Selection"): a keyed per-flow offset, then the following ports in order; successive
-    /// candidates also move to the next pool address. Uniqueness is not assumed: the return
-    /// entry's insert, atomic in the shared flow table, is what reserves a candidate.
+    /// Port Selection"): a keyed per-flow offset, then further ports by a keyed odd step (not
+    /// +1: runs of taken neighbours, which consecutive probing creates, are skipped at once);
+    /// successive candidates also move to the next pool address. Uniqueness is not assumed: the
+    /// return entry's insert, atomic in the shared flow table, is what reserves a candidate.
     @inlinable @inline(__always)
     public static func candidate(hash: UInt64, attempt: Int, poolSize: Int) -> FullNATSource {
         let offset = UInt32(truncatingIfNeeded: hash)
         let pool = Int(truncatingIfNeeded: (hash >> 32) % UInt64(poolSize))
+        let step = UInt32(truncatingIfNeeded: hash >> 48) | 1
         return FullNATSource(poolIndex: (pool &+ attempt) % poolSize,
-                             port: UInt16(truncatingIfNeeded: firstPort &+ (offset &+ UInt32(truncatingIfNeeded: attempt)) % portCount))
+                             port: UInt16(truncatingIfNeeded: firstPort &+ (offset &+ UInt32(truncatingIfNeeded: attempt) &* step) % portCount))
     }
 }
 
@@ -305,10 +307,21 @@ public enum PacketPipeline {
             let v = handle.value
             // A known flow keeps its backend while that backend still exists in this service
             // (weight 0 included: draining lets existing flows finish).
-            if FlowBinding.service(v) == Int(service.id), let index = service.backendIndex(id: FlowBinding.backend(v)) {
+            if FlowBinding.service(v) == Int(service.id), let index = service.backendIndex(id: FlowBinding.backend(v)),
+               !fullNAT || FlowBinding.fullNATSource(v).poolIndex < service.sourceCount {
                 backendIndex = index
-                if fullNAT { source = FlowBinding.fullNATSource(v) }
+                let before = handle.deadline
                 _ = context.flows.update(&handle, event: event, now: context.now)
+                if fullNAT {
+                    source = FlowBinding.fullNATSource(v)
+                    // The return entry lives as long as the forward one and follows the client's
+                    // FIN / RST: it is refreshed whenever the forward entry was (at most once a
+                    // tick per flow), so neither outlives the other.
+                    if handle.deadline != before {
+                        refreshFullNATReturn(p, frame: frame, service: service, backendIndex: index, source: source,
+                                             event: event, snapshot: snapshot, context: context)
+                    }
+                }
             } else {
                 stale = handle
             }
@@ -321,7 +334,12 @@ public enum PacketPipeline {
                                event: event, stale: stale, snapshot: snapshot, context: context) {
             case .bound(let s):
                 source = s
-                counters._withUnsafeGuaranteedRef { $0.add(stale == nil ? .newFlows : .flowsRebound) }
+                // Metrics: as for dnat below.
+                let slot = snapshot.backendCounters.slot(serviceID: Int(service.id), backend: backendIndex)
+                counters._withUnsafeGuaranteedRef {
+                    $0.add(stale == nil ? .newFlows : .flowsRebound)
+                    if stale == nil { $0.countNewFlow(slot: slot) }
+                }
             case .existing(let h):
                 guard FlowBinding.service(h.value) == Int(service.id),
                       let index = service.backendIndex(id: FlowBinding.backend(h.value)) else { return .drop(.noSourcePort) }
@@ -343,7 +361,13 @@ public enum PacketPipeline {
                 ?? context.flows.insert(key, hash: hash, value: value, event: event, now: context.now)
             switch result {
             case .inserted, .replaced:
-                counters._withUnsafeGuaranteedRef { $0.add(stale == nil ? .newFlows : .flowsRebound) }
+                // Metrics: a new flow for the worker and for its (service, backend); a rebound one
+                // for the worker only (its flow was counted new when it began).
+                let slot = snapshot.backendCounters.slot(serviceID: Int(service.id), backend: backendIndex)
+                counters._withUnsafeGuaranteedRef {
+                    $0.add(stale == nil ? .newFlows : .flowsRebound)
+                    if stale == nil { $0.countNewFlow(slot: slot) }
+                }
                 insertReverse(p, frame: frame, service: service, backendIndex: backendIndex, value: value,
                               event: event, snapshot: snapshot, context: context)
             case .existing(let h):
@@ -365,9 +389,16 @@ public enum PacketPipeline {
             }
         }
         let targetPort = backend.pointee.port == 0 ? p.loadBE16(frame.l4Offset + 2) : backend.pointee.port
-        return transmitToBackend(p, length: &length, capacity: capacity, headroom: headroom, frame: frame,
-                                 service: service, backend: backend, targetPort: targetPort, hash: hash,
-                                 source: source, snapshot: snapshot, output: &output, context: &context)
+        let receivedLength = length
+        let verdict = transmitToBackend(p, length: &length, capacity: capacity, headroom: headroom, frame: frame,
+                                        service: service, backend: backend, targetPort: targetPort, hash: hash,
+                                        source: source, snapshot: snapshot, output: &output, context: &context)
+        // Metrics: a client packet leaves for its backend.
+        if verdict == .transmit(.forwardToBackend) {
+            let slot = snapshot.backendCounters.slot(serviceID: Int(service.id), backend: backendIndex)
+            counters._withUnsafeGuaranteedRef { $0.countForward(slot: slot, bytes: receivedLength) }
+        }
+        return verdict
     }
 
     @usableFromInline
@@ -388,6 +419,7 @@ public enum PacketPipeline {
         let backend = service.backend(backendIndex)
         let backendPort = backend.pointee.port == 0 ? p.loadBE16(frame.l4Offset + 2) : backend.pointee.port
         let proto = frame.l4Protocol
+        guard service.sourceCount > 0 else { return .exhausted }
         var stale = stale
         for attempt in 0..<FullNATSource.attempts {
             let source = FullNATSource.candidate(hash: hash, attempt: attempt, poolSize: service.sourceCount)
@@ -401,21 +433,8 @@ public enum PacketPipeline {
             case .existing(let h): return .existing(h)
             case .full: return .exhausted
             }
-            let local = service.source(source.poolIndex)
-            let returnKey: ConntrackKey
-            let returnHash: UInt64
-            if frame.isIPv4 {
-                let b = IPv4Address(value: backend.pointee.address.ipv4Value), l = IPv4Address(value: local.ipv4Value)
-                returnKey = ConntrackKey(source: b, destination: l, sourcePort: backendPort, destinationPort: source.port,
-                                         protocol: proto, zone: FlowBinding.fullNATReturnZone)
-                returnHash = snapshot.hasher.hash(IPv4FlowKey(source: b, destination: l, sourcePort: backendPort,
-                                                              destinationPort: source.port, proto: proto))
-            } else {
-                returnKey = ConntrackKey(source: backend.pointee.address, destination: local, sourcePort: backendPort,
-                                         destinationPort: source.port, protocol: proto, zone: FlowBinding.fullNATReturnZone)
-                returnHash = snapshot.hasher.hash(IPv6FlowKey(source: backend.pointee.address, destination: local,
-                                                              sourcePort: backendPort, destinationPort: source.port, proto: proto))
-            }
+            let (returnKey, returnHash) = fullNATReturnKey(backend: backend, backendPort: backendPort, source: source,
+                                                           service: service, proto: proto, snapshot: snapshot)
             switch context.flows.insert(returnKey, hash: returnHash,
                                         value: FlowBinding.fullNATReturnValue(forward: forward, service: Int(service.id)),
                                         event: event, now: context.now) {
@@ -429,6 +448,39 @@ public enum PacketPipeline {
             }
         }
         return .exhausted
+    }
+
+    /// A full-NAT flow's return entry: backend:port → pool address:port, in the return zone.
+    @inlinable @inline(__always)
+    static func fullNATReturnKey(backend: UnsafeMutablePointer<BackendTarget>, backendPort: UInt16, source: FullNATSource,
+                                 service: Service, proto: UInt8, snapshot: DataPlaneSnapshot) -> (ConntrackKey, UInt64) {
+        let local = service.source(source.poolIndex)
+        if backend.pointee.address.isIPv4Mapped {
+            let b = IPv4Address(value: backend.pointee.address.ipv4Value), l = IPv4Address(value: local.ipv4Value)
+            return (ConntrackKey(source: b, destination: l, sourcePort: backendPort, destinationPort: source.port,
+                                 protocol: proto, zone: FlowBinding.fullNATReturnZone),
+                    snapshot.hasher.hash(IPv4FlowKey(source: b, destination: l, sourcePort: backendPort,
+                                                     destinationPort: source.port, proto: proto)))
+        }
+        return (ConntrackKey(source: backend.pointee.address, destination: local, sourcePort: backendPort,
+                             destinationPort: source.port, protocol: proto, zone: FlowBinding.fullNATReturnZone),
+                snapshot.hasher.hash(IPv6FlowKey(source: backend.pointee.address, destination: local, sourcePort: backendPort,
+                                                 destinationPort: source.port, proto: proto)))
+    }
+
+    /// Applies a client packet's event to the flow's return entry too (see `forward`). Cold:
+    /// at most once a tick per flow.
+    @inline(never) @usableFromInline
+    static func refreshFullNATReturn(_ p: UnsafeMutableRawPointer, frame: ParsedFrame, service: Service, backendIndex: Int,
+                                     source: FullNATSource, event: FlowEvent, snapshot: DataPlaneSnapshot,
+                                     context: PipelineContext) {
+        let backend = service.backend(backendIndex)
+        let backendPort = backend.pointee.port == 0 ? p.loadBE16(frame.l4Offset + 2) : backend.pointee.port
+        let (key, hash) = fullNATReturnKey(backend: backend, backendPort: backendPort, source: source, service: service,
+                                           proto: frame.l4Protocol, snapshot: snapshot)
+        if var handle = context.flows.lookup(key, hash: hash, now: context.now) {
+            _ = context.flows.update(&handle, event: event, now: context.now)
+        }
     }
 
     /// The rewrite (and for vxlan, the encapsulation) towards a chosen backend.
@@ -503,11 +555,19 @@ public enum PacketPipeline {
         guard let first = context.fragments._withUnsafeGuaranteedRef({ $0.lookup(key, now: context.now) }),
               let serviceIndex = snapshot.services.index(id: first.service) else { return .drop(.fragmentNotHandled) }
         return snapshot.services.service(serviceIndex)._withUnsafeGuaranteedRef { service in
+            guard service.mode != .fullnat else { return .drop(.fragmentNotHandled) }
             guard let backendIndex = service.backendIndex(id: first.backend) else { return .drop(.noBackend) }
             context.counters._withUnsafeGuaranteedRef { $0.add(.fragmentsFollowed) }
-            return transmitToBackend(p, length: &length, capacity: capacity, headroom: headroom, frame: frame,
-                                     service: service, backend: service.backend(backendIndex), targetPort: 0,
-                                     hash: key, snapshot: snapshot, output: &output, context: &context)
+            let receivedLength = length
+            let verdict = transmitToBackend(p, length: &length, capacity: capacity, headroom: headroom, frame: frame,
+                                            service: service, backend: service.backend(backendIndex), targetPort: 0,
+                                            hash: key, snapshot: snapshot, output: &output, context: &context)
+            // Metrics: a later fragment leaves for its backend (as in `forward`).
+            if verdict == .transmit(.forwardToBackend) {
+                let slot = snapshot.backendCounters.slot(serviceID: Int(service.id), backend: backendIndex)
+                context.counters._withUnsafeGuaranteedRef { $0.countForward(slot: slot, bytes: receivedLength) }
+            }
+            return verdict
         }
     }
 
@@ -831,12 +891,21 @@ public enum PacketPipeline {
         let key = ConntrackKey(packet: p, frame: frame, zone: FlowBinding.fullNATReturnZone).unsafelyUnwrapped
         guard var handle = context.flows.lookup(key, hash: hash, now: context.now) else { return .drop(.notOwnedAddress) }
         let serviceID = Int(handle.value.aux >> 16)
+        // The forward entry named by (slot, generation tag), checked to be this flow's: its
+        // service, its backend (still in the service, at this address and port), and the pool
+        // address and port this packet is addressed to. The return tuple is unique in the
+        // table, so an entry that matches all of them is the one that reserved it.
         guard let forward = context.flows.entry(slot: Int(handle.value.backend),
                                                 generationTag: UInt16(truncatingIfNeeded: handle.value.aux)),
+              forward.key.zone == FlowBinding.forwardZone, forward.key.proto == key.proto,
+              forward.key.isIPv6 == key.isIPv6,
               FlowBinding.service(forward.handle.value) == serviceID,
-              FlowBinding.fullNATSource(forward.handle.value).port == key.destinationPort,
-              let serviceIndex = snapshot.services.index(id: serviceID) else {
-            // The forward entry is gone (expired, flushed): so is the flow.
+              let serviceIndex = snapshot.services.index(id: serviceID),
+              fullNATBindingMatches(forward.handle.value, returnKey: key,
+                                    service: snapshot.services.service(serviceIndex)) else {
+            // The forward entry is gone (expired, flushed, rebound) or its backend left: so is
+            // the flow, and its return entry goes too (it would hold the source port).
+            context.flows.remove(handle)
             return .drop(.notOwnedAddress)
         }
         let event = flowEvent(p, frame: frame, reply: true)
@@ -867,6 +936,21 @@ public enum PacketPipeline {
         snapshot.port(Int(route.port)).pointee.mac.store(p, 6)
         output.port = Int(route.port)
         return .transmit(.returnToClient)
+    }
+
+    /// True when the forward value's backend and source are what `returnKey` (backend:port →
+    /// pool address:port) says.
+    @inlinable
+    static func fullNATBindingMatches(_ value: FlowValue, returnKey key: ConntrackKey, service: Unmanaged<Service>) -> Bool {
+        service._withUnsafeGuaranteedRef { service in
+            guard service.mode == .fullnat, let index = service.backendIndex(id: FlowBinding.backend(value)) else { return false }
+            let source = FlowBinding.fullNATSource(value)
+            guard source.poolIndex < service.sourceCount, source.port == key.destinationPort,
+                  service.source(source.poolIndex) == key.destinationIPv6 else { return false }
+            let backend = service.backend(index)
+            return backend.pointee.address == key.sourceIPv6
+                && (backend.pointee.port == 0 || backend.pointee.port == key.sourcePort)
+        }
     }
 
     // MARK: Helpers

@@ -116,7 +116,9 @@ public final class Service: @unchecked Sendable {
         sourceStorage.deallocate()
     }
 
-    public var identity: ServiceIdentity { ServiceIdentity(vip: vip, proto: proto, port: port) }
+    public var identity: ServiceIdentity {
+        ServiceIdentity(vip: vip, proto: proto, port: port, mode: mode.rawValue, sourcePool: sourcePool)
+    }
 
 
     /// full-NAT source address `index` (< the pool's size).
@@ -172,10 +174,14 @@ public final class ServiceTable: @unchecked Sendable {
     @usableFromInline let serviceSlots: SlotMap
     /// The service ids to carry into the next snapshot (control plane only).
     public let serviceIDs: StableIDs<ServiceIdentity>
+    /// Backend ids of every service identity live or remembered in `serviceIDs` (control plane).
+    public let backendRegistries: [ServiceIdentity: StableIDs<BackendIdentity>]
 
-    public init(services: [Service], serviceIDs: StableIDs<ServiceIdentity> = StableIDs()) {
+    public init(services: [Service], serviceIDs: StableIDs<ServiceIdentity> = StableIDs(),
+                backendRegistries: [ServiceIdentity: StableIDs<BackendIdentity>] = [:]) {
         self.services = services
         self.serviceIDs = serviceIDs
+        self.backendRegistries = backendRegistries
         for (i, s) in services.enumerated() where s.id == StableIDs<ServiceIdentity>.none { s.id = UInt16(i) }
         serviceSlots = SlotMap(ids: services.map(\.id))
         count = services.count

@@ -53,14 +53,20 @@ public final class DataPlaneSnapshot: @unchecked Sendable {
     public let portCount: Int
     /// The next hops to solicit for this snapshot (worker 0 asks once a second).
     public let resolver: NeighborResolver
+    /// Metrics: which per-worker record counts each (service, backend) pair.
+    public let backendCounters: BackendCounterLayout
     /// Every full-NAT service's source addresses: a backend's reply to one of them is a
     /// full-NAT return (few addresses; searched only when no service matched).
     @usableFromInline let fullNATSources: UnsafeMutableBufferPointer<IPv6Address>
 
     public init(ports: [PortContext], services: [Service], routing: Routing, hasher: FlowHasher, vxlanPort: UInt16 = 4789,
-                serviceIDs: StableIDs<ServiceIdentity> = StableIDs()) {
+                serviceIDs: StableIDs<ServiceIdentity> = StableIDs(),
+                backendRegistries: [ServiceIdentity: StableIDs<BackendIdentity>] = [:],
+                backendRecords: BackendCounterRecords.Assignment? = nil) {
         self.ports = ports
-        self.services = ServiceTable(services: services, serviceIDs: serviceIDs)
+        self.services = ServiceTable(services: services, serviceIDs: serviceIDs, backendRegistries: backendRegistries)
+        backendCounters = backendRecords.map { BackendCounterLayout(serviceIDs: services.map(\.id), assignment: $0) }
+            ?? BackendCounterLayout(fresh: services)
         self.routing = routing
         self.hasher = hasher
         self.vxlanPort = vxlanPort
@@ -93,6 +99,7 @@ public final class DataPlaneSnapshot: @unchecked Sendable {
         portTable.deinitialize()
         portTable.deallocate()
         prefixStorage.deallocate()
+        backendCounters.deallocate()
         fullNATSources.deallocate()
     }
 

@@ -90,15 +90,23 @@ public struct BackendIdentity: Hashable, Sendable {
     }
 }
 
-/// A service's identity: VIP, protocol, port.
+/// A service's identity: VIP, protocol, port — and how its flow entries are to be read: the
+/// forwarding mode (a dnat entry has no full-NAT source, a full-NAT one no reverse entry) and
+/// the full-NAT source pool (entries name a pool address by position). A change of either makes
+/// a new service: its flows are re-balanced and rebound rather than misread.
 public struct ServiceIdentity: Hashable, Sendable {
     public var vip: IPv6Address
     public var proto: UInt8
     public var port: UInt16
-    public init(vip: IPv6Address, proto: UInt8, port: UInt16) {
+    /// `ServiceMode.rawValue`.
+    public var mode: UInt8
+    public var sourcePool: [IPv6Address]
+    public init(vip: IPv6Address, proto: UInt8, port: UInt16, mode: UInt8 = 0, sourcePool: [IPv6Address] = []) {
         self.vip = vip
         self.proto = proto
         self.port = port
+        self.mode = mode
+        self.sourcePool = sourcePool
     }
 }
 

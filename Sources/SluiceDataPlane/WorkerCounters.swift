@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Synchronization
 import SluiceCore
 
@@ -61,16 +64,70 @@ public final class WorkerCounters: @unchecked Sendable {
     // concurrent access well defined.
     @usableFromInline let slots: UnsafeMutablePointer<Atomic<UInt64>>
 
+    /// Per-backend records (see `BackendCounterLayout`): `backendSlots` records of
+    /// `BackendCounter.recordWords` words, then one overflow record (index `backendSlots`) that
+    /// takes the packets of services whose backends did not fit, so that no index ever leaves
+    /// the mapping. A record is 32 bytes at a 32-byte boundary: never split across cache lines.
+    // Safe: mapped in `init`, unmapped in `deinit`; `Atomic` makes every concurrent access well
+    // defined.
+    @usableFromInline let backendRecords: UnsafeMutablePointer<Atomic<UInt64>>
+    private let backendMapping: (base: UnsafeMutableRawPointer, length: Int)
+
+    /// (service, backend) pairs a worker counts: 65,536 records of 32 bytes, 2 MiB of address
+    /// space per worker, of which only the pages of configured backends are ever touched
+    /// (anonymous memory, zero until written). A snapshot with more backends in all is refused
+    /// by its builder (`BackendCounterRecords.assigning`).
+    public static let backendSlots = 65_536
+
     public init() {
         let raw = UnsafeMutableRawPointer.allocate(
             byteCount: MemoryLayout<Atomic<UInt64>>.stride * Self.slotCount, alignment: 64)
         slots = raw.bindMemory(to: Atomic<UInt64>.self, capacity: Self.slotCount)
         for i in 0..<Self.slotCount { (slots + i).initialize(to: Atomic(0)) }
+        let words = (Self.backendSlots + 1) * BackendCounter.recordWords
+        let length = words * MemoryLayout<UInt64>.stride
+        // MAP_NORESERVE: address space only; a page is committed when a backend on it is counted.
+        // A failed mapping leaves the process without memory for 2 MiB: nothing can run anyway.
+        guard let p = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0),
+              p != MAP_FAILED else { fatalError("WorkerCounters: mmap of \(length) bytes failed (errno \(errno))") }
+        backendMapping = (p, length)
+        // Safe: fresh anonymous pages read as zero, and an all-zero `Atomic<UInt64>` is the value 0
+        // (`Atomic` is `@_rawLayout(like: UInt64)` with no deinit); binding touches no page.
+        backendRecords = p.bindMemory(to: Atomic<UInt64>.self, capacity: words)
     }
 
     deinit {
         slots.deinitialize(count: Self.slotCount)
         slots.deallocate()
+        munmap(backendMapping.base, backendMapping.length)
+    }
+
+    // MARK: Per backend
+
+    /// One packet forwarded to the backend of record `slot` (from `BackendCounterLayout.slot`),
+    /// `bytes` long as received. Only the owning worker may call this.
+    @inlinable @inline(__always)
+    public func countForward(slot: Int, bytes: Int) {
+        let record = backendRecords + slot &* BackendCounter.recordWords
+        record.pointee.store(record.pointee.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
+        let b = record + BackendCounter.bytes.rawValue
+        b.pointee.store(b.pointee.load(ordering: .relaxed) &+ UInt64(truncatingIfNeeded: bytes), ordering: .relaxed)
+    }
+
+    /// A flow created in the connection table towards the backend of record `slot`.
+    @inlinable @inline(__always)
+    public func countNewFlow(slot: Int) {
+        let n = backendRecords + (slot &* BackendCounter.recordWords &+ BackendCounter.newFlows.rawValue)
+        n.pointee.store(n.pointee.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
+    }
+
+    /// Record `slot` (0...backendSlots; `backendSlots` is the overflow record), relaxed loads.
+    public func read(backendSlot slot: Int) -> BackendCounts {
+        precondition(slot >= 0 && slot <= Self.backendSlots, "backend slot \(slot) out of range")
+        let r = backendRecords + slot * BackendCounter.recordWords
+        return BackendCounts(packets: r[BackendCounter.packets.rawValue].load(ordering: .relaxed),
+                             bytes: r[BackendCounter.bytes.rawValue].load(ordering: .relaxed),
+                             newFlows: r[BackendCounter.newFlows.rawValue].load(ordering: .relaxed))
     }
 
     /// Adds `n` to slot `index`. Only the owning worker may call this.
@@ -124,5 +181,41 @@ public struct CounterSnapshot: Sendable, Equatable {
                 let n = drops[r] ?? 0
                 return n == 0 ? nil : "drop_\(r.name) \(n)"
             }
+    }
+}
+
+/// The words of one per-backend record.
+public enum BackendCounter: Int, CaseIterable, Sendable {
+    /// Client packets forwarded to the backend (verdict `forward_to_backend`: first packets,
+    /// packets of known flows and later fragments alike).
+    case packets = 0
+    /// Their bytes, each frame counted as received from the client (Ethernet header included,
+    /// before any VXLAN encapsulation).
+    case bytes
+    /// Flows created in the connection table towards the backend (as `Counter.newFlows`).
+    case newFlows
+
+    /// Words per record: three counters and one word of padding, 32 bytes.
+    public static let recordWords = 4
+}
+
+/// One backend's counters, read or summed.
+public struct BackendCounts: Sendable, Equatable {
+    public var packets: UInt64
+    public var bytes: UInt64
+    public var newFlows: UInt64
+
+    public init(packets: UInt64 = 0, bytes: UInt64 = 0, newFlows: UInt64 = 0) {
+        self.packets = packets
+        self.bytes = bytes
+        self.newFlows = newFlows
+    }
+
+    public static func &+ (a: BackendCounts, b: BackendCounts) -> BackendCounts {
+        BackendCounts(packets: a.packets &+ b.packets, bytes: a.bytes &+ b.bytes, newFlows: a.newFlows &+ b.newFlows)
+    }
+
+    public static func &- (a: BackendCounts, b: BackendCounts) -> BackendCounts {
+        BackendCounts(packets: a.packets &- b.packets, bytes: a.bytes &- b.bytes, newFlows: a.newFlows &- b.newFlows)
     }
 }

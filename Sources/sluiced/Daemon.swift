@@ -4,6 +4,8 @@ import SluiceControl
 import SluiceCore
 import SluiceDataPlane
 import SluiceDPDK
+import SluiceMetrics
+import SluiceMetricsHTTP
 
 #if canImport(Glibc)
 import Glibc
@@ -31,6 +33,9 @@ final class Daemon {
     private var workers: [Worker] = []
     /// The control socket (issue 4), started once the workers run.
     private var control: ControlServer?
+    /// What the metrics endpoint and the telemetry commands read; closed first in shutdown.
+    private var metrics: LiveMetrics?
+    private var metricsServer: MetricsHTTPServer?
 
     /// How long to wait for a link that is down at start before announcing anyway.
     static let linkWaitMilliseconds = 3_000
@@ -96,12 +101,14 @@ final class Daemon {
         self.pool = pool
 
         let idle = Daemon.idlePolicy(config.workers.idle)
-        for portConfig in config.ports {
+        let vxlanPorts = Daemon.vxlanEgressPorts(config)
+        for (index, portConfig) in config.ports.enumerated() {
             let port = try Port(name: portConfig.name, device: DeviceSpec(portConfig.device))
             ports.append(port)
             try port.configure(queues: config.workers.lcores.count, rxDescriptors: portConfig.rxDescriptors,
                                txDescriptors: portConfig.txDescriptors, mtu: portConfig.mtu,
-                               rxInterrupts: idle.mode == .interrupt, pool: pool)
+                               rxInterrupts: idle.mode == .interrupt, txIPv4Checksum: vxlanPorts.contains(index),
+                               pool: pool)
             if let mac = portConfig.mac, mac != port.mac {
                 do {
                     try port.setMAC(mac)
@@ -155,7 +162,8 @@ final class Daemon {
                 // frames leaving by port p (the pipeline picks the lane).
                 WorkerQueue(port: ports[p].id, queue: UInt16(index),
                             transmitPort: mode == .io ? ports[Daemon.peer(of: p, in: ports.count)].id : ports[p].id,
-                            txIPv4Checksum: mode == .pipeline && (ports[p].setup?.txIPv4Checksum ?? false))
+                            txIPv4Checksum: mode == .pipeline && (ports[p].setup?.txIPv4Checksum ?? false),
+                            rxIPv4Checksum: mode == .pipeline && (ports[p].setup?.rxIPv4Checksum ?? false))
             }
             let worker = Worker(index: index, lcore: lcore, queues: queues, mode: mode, idle: idle,
                                 txDrainMicroseconds: config.workers.txDrainMicroseconds, stop: stop,
@@ -163,6 +171,7 @@ final class Daemon {
             try worker.launch()
             workers.append(worker)
         }
+        startMetrics(resources: resources)
         Output.line("sluiced: \(workers.count) worker(s) on lcore(s) \(config.workers.lcores.map(String.init).joined(separator: ",")), "
                     + "main lcore \(EAL.mainLcore), mode \(mode.rawValue), idle \(idle.mode.rawValue), "
                     + "tsc \(EAL.tscHz / 1_000_000) MHz")
@@ -195,6 +204,27 @@ final class Daemon {
         }
     }
 
+    /// The DPDK telemetry commands, and the Prometheus endpoint unless `metrics.enabled` is
+    /// false. An endpoint that cannot listen is reported and left off: forwarding goes on.
+    private func startMetrics(resources: PipelineResources) {
+        let live = LiveMetrics(ports: ports, workers: workers, resources: resources)
+        metrics = live
+        for failure in Telemetry.register(sample: { live.sample() }) { Log.error(failure) }
+        guard config.metrics.enabled else { return }
+        let listen = config.metrics.listen
+        let host = switch listen.host {
+        case .v4(let a): a.description
+        case .v6(let a): a.description
+        }
+        do {
+            let server = try MetricsHTTPServer(host: host, port: Int(listen.port)) { live.sample()?.prometheusText }
+            metricsServer = server
+            Output.line("metrics: listening on \(server.url)")
+        } catch {
+            Log.error("metrics.listen: cannot listen on \(listen): \(error); the Prometheus endpoint is off")
+        }
+    }
+
     /// Every worker lcore must be one the EAL runs, and none may be the main lcore (which runs
     /// this control loop and is never given to rte_eal_remote_launch).
     private func checkLcores() throws(DPDKError) {
@@ -209,6 +239,19 @@ final class Daemon {
                                 reason: "is the EAL main lcore; the main lcore cannot be a worker")
             }
         }
+    }
+
+    /// Ports that VXLAN leaves by in the configuration at start: those get the IPv4 header
+    /// checksum TX offload (services added later by reload use the software checksum elsewhere).
+    static func vxlanEgressPorts(_ config: SluicedConfig) -> Set<Int> {
+        guard let snapshot = try? config.makeSnapshot(portMACs: config.ports.map { _ in MACAddress(value: 0x02_00_00_00_00_01) }) else {
+            return []
+        }
+        var ports = Set<Int>()
+        for service in snapshot.services.services where service.mode == .vxlan {
+            for backend in service.backends { ports.insert(Int(backend.egressPort)) }
+        }
+        return ports
     }
 
     /// io mode's forwarding pairs: 0 ↔ 1, 2 ↔ 3, …; a lone last port forwards to itself.
@@ -324,6 +367,7 @@ final class Daemon {
             }
             let snapshot = try next.makeSnapshot(portMACs: ports.map(\.mac), file: configPath, previous: resources.snapshot)
             for (address, mac) in next.neighbors { resources.neighbors.learn(address.mapped, mac: mac, now: 0) }
+            metrics?.willPublish(snapshot)
             let generation = resources.publish(snapshot)
             config = next
             Output.line("sluiced: reloaded \(configPath): generation \(generation), \(snapshot.services.count) service(s)")
@@ -340,6 +384,9 @@ final class Daemon {
         // The control thread publishes to the workers: it stops first.
         control?.stop()
         control = nil
+        // Then metrics: no sample may read a port or a worker being torn down.
+        metricsServer?.stop()
+        metrics?.close()
         stop.request()
         var failed = false
         for worker in workers {

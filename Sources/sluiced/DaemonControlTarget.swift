@@ -23,7 +23,7 @@ final class DaemonControlTarget: ControlTarget {
     var flows: FlowTable { resources.flows }
     var neighbors: NeighborTable { resources.neighbors }
     /// The workers' clock: TSC seconds.
-    var now: UInt32 { UInt32(truncatingIfNeeded: EAL.tsc / EAL.tscHz) }
+    var now: UInt32 { EAL.tscSeconds }
 
     func publish(_ config: SluicedConfig) throws(ConfigError) -> UInt64 {
         let next = try config.makeSnapshot(portMACs: ports.map(\.mac), file: "state", previous: resources.snapshot)

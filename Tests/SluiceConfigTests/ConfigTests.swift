@@ -58,6 +58,19 @@ vips:
         #expect(c.workers == WorkerConfig())
         #expect(c.mempool == MempoolConfig())
         #expect(c.vips.isEmpty)
+        #expect(c.metrics.enabled)
+        #expect(c.metrics.listen.description == "127.0.0.1:9469")
+    }
+
+    @Test func metricsSectionParses() throws {
+        var c = try SluicedConfig.parse(yaml: "ports: [{name: p, device: net_null0}]\nmetrics: {listen: '[::1]:0'}", file: "m.yaml")
+        #expect(c.metrics.enabled)
+        #expect(c.metrics.listen == ListenAddress(host: .v6(IPv6Address(high: 0, low: 1)), port: 0))
+        #expect(c.metrics.listen.description == "[::1]:0")
+        c = try SluicedConfig.parse(yaml: "ports: [{name: p, device: net_null0}]\nmetrics: {enabled: false, listen: '192.0.2.2:9100'}",
+                                    file: "m.yaml")
+        #expect(!c.metrics.enabled)
+        #expect(c.metrics.listen.description == "192.0.2.2:9100")
     }
 
     /// Each broken file is rejected whole, naming the field.
@@ -101,6 +114,12 @@ vips:
         ("ports: [{name: p, device: net_null0}]\ncontrol: {owner: ''}", "control.owner", "user name"),
         ("ports: [{name: p, device: net_null0}]\ncontrol: {enabled: maybe}", "control.enabled", "true or false"),
         ("ports: [{name: p, device: net_null0}]\ncontrol: {port: 1}", "control.port", "unknown field"),
+        ("ports: [{name: p, device: net_null0}]\nmetrics: {listen: 'localhost:9469'}", "metrics.listen", "not ADDRESS:PORT"),
+        ("ports: [{name: p, device: net_null0}]\nmetrics: {listen: '127.0.0.1'}", "metrics.listen", "not ADDRESS:PORT"),
+        ("ports: [{name: p, device: net_null0}]\nmetrics: {listen: '127.0.0.1:70000'}", "metrics.listen", "not ADDRESS:PORT"),
+        ("ports: [{name: p, device: net_null0}]\nmetrics: {listen: '::1:9469'}", "metrics.listen", "not ADDRESS:PORT"),
+        ("ports: [{name: p, device: net_null0}]\nmetrics: {enabled: yes}", "metrics.enabled", "true or false"),
+        ("ports: [{name: p, device: net_null0}]\nmetrics: {port: 9469}", "metrics.port", "unknown field"),
     ] as [(String, String, String)])
     func brokenConfigIsRejected(yaml: String, field: String, reason: String) {
         do {

@@ -90,6 +90,13 @@ import SluiceDataPlane
         _ = run(&again, ingress: 0, &context)
         #expect(again.withUnsafeBytes { UnsafeRawPointer($0.baseAddress!).loadBE32(30) } == backend)
         #expect(counters.read(.newFlows) == 1)
+        // Metrics: the two packets forwarded (54 bytes each as received) and the one flow on the
+        // chosen backend's record (the first SYN created the flow, then was dropped unresolved:
+        // not a packet forwarded); nothing on the other backend's record.
+        let chosen = backend == 0xC633_640B ? 0 : 1
+        #expect(counters.read(backendSlot: snapshot.backendCounters.slot(serviceID: Int(snapshot.services.services[0].id), backend: chosen))
+                == BackendCounts(packets: 2, bytes: 108, newFlows: 1))
+        #expect(counters.read(backendSlot: snapshot.backendCounters.slot(serviceID: Int(snapshot.services.services[0].id), backend: 1 - chosen)) == BackendCounts())
 
         // The backend's SYN-ACK returns to the client from the VIP:80.
         let bmac = backendMAC[backend == 0xC633_640B ? 0 : 1]

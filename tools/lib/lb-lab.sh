@@ -13,6 +13,16 @@
 # LB_LAN1=tap: lan1 is a net_tap device instead of net_af_packet over a veth. sluiced creates
 # the tap interface ${PREFIX}b itself; call lb_attach_tap once sluiced runs to move it into the
 # backend bridge. (net_tap has IPv4 checksum offload, RX and TX: this exercises that path.)
+#
+# Two optional knobs, set before calling lb_lab_up:
+#   LB_ROUTER_NS=NAME  the load balancer's ends (${PREFIX}c, ${PREFIX}b) go into a namespace of
+#                      that name instead of staying in the root namespace, so that the same veths
+#                      can serve either sluiced (`ip netns exec NAME sluiced …`) or the kernel
+#                      (addresses + nftables in NAME): bench/kernel-vs-sluiced.sh swaps the two.
+#   LB_HTTP=nginx      each backend runs nginx (worker 1 process, own config, pid, logs and temp
+#                      paths in $LAB_DIR/nginxN, access log $LAB_DIR/nginxN/access.log) instead
+#                      of python3 http.server; the body is the same "backend bN". LB_HTTP_CPUS
+#                      (a taskset CPU list) pins the nginx processes.
 
 lb_lab_up() {
   local p=$1
@@ -49,14 +59,29 @@ lb_lab_up() {
     ip -n "$ns" -6 route add default via 2001:db8:1::1
     mkdir -p "$LAB_DIR/www$i"
     echo "backend b$i" >"$LAB_DIR/www$i/index.html"
-    ip netns exec "$ns" python3 -m http.server 8080 --bind :: --directory "$LAB_DIR/www$i" \
-      >"$LAB_DIR/http$i.log" 2>&1 &
+    if [ "${LB_HTTP:-python}" = nginx ]; then
+      lb_nginx_conf "$i"
+      local pin=()
+      [ -n "${LB_HTTP_CPUS:-}" ] && pin=(taskset -c "$LB_HTTP_CPUS")
+      ip netns exec "$ns" "${pin[@]}" nginx -p "$LAB_DIR/nginx$i" -c "$LAB_DIR/nginx$i/nginx.conf" \
+        >"$LAB_DIR/http$i.log" 2>&1 &
+    else
+      ip netns exec "$ns" python3 -m http.server 8080 --bind :: --directory "$LAB_DIR/www$i" \
+        >"$LAB_DIR/http$i.log" 2>&1 &
+    fi
     lab_bg $!
   done
+  local in_router=()
+  if [ -n "${LB_ROUTER_NS:-}" ]; then
+    lab_netns "$LB_ROUTER_NS"
+    ip link set "$LB_PORT0" netns "$LB_ROUTER_NS"
+    ip link set "$LB_PORT1" netns "$LB_ROUTER_NS"
+    in_router=(ip netns exec "$LB_ROUTER_NS")
+  fi
   for h in "$LB_PORT0" "$LB_PORT1"; do
     [ "$h" = "$LB_PORT1" ] && [ "${LB_LAN1:-}" = tap ] && continue
-    sysctl -qw "net.ipv6.conf.$h.disable_ipv6=1"
-    ip link set "$h" up
+    "${in_router[@]}" sysctl -qw "net.ipv6.conf.$h.disable_ipv6=1"
+    "${in_router[@]}" ip link set "$h" up
   done
   # Wait for the HTTP servers.
   for i in 1 2 3; do
@@ -79,22 +104,60 @@ lb_attach_tap() {
   ip -n "$LB_BK_NS" link set "$LB_PORT1" master br0 up
 }
 
-# lb_config FILE-PREFIX SERVICES-YAML: writes $LAB_DIR/sluiced.yaml
+# lb_nginx_conf N: $LAB_DIR/nginxN/nginx.conf serving $LAB_DIR/wwwN on :8080 (IPv4 and IPv6) in
+# the foreground (the lab stops it by its pid), every path inside $LAB_DIR/nginxN. Keep-alive
+# connections are never closed by a request count (nginx's default closes after 1000), so a
+# benchmark's keep-alive run opens only the connections it asks for.
+lb_nginx_conf() {
+  local d="$LAB_DIR/nginx$1"
+  mkdir -p "$d/logs" "$d/tmp"
+  cat >"$d/nginx.conf" <<NGINX
+daemon off;
+user root;
+worker_processes 1;
+pid $d/nginx.pid;
+error_log $d/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log $d/access.log combined buffer=32k flush=1s;
+  client_body_temp_path $d/tmp/body;
+  proxy_temp_path $d/tmp/proxy;
+  fastcgi_temp_path $d/tmp/fastcgi;
+  uwsgi_temp_path $d/tmp/uwsgi;
+  scgi_temp_path $d/tmp/scgi;
+  sendfile on;
+  keepalive_requests 100000000;
+  default_type text/plain;
+  server {
+    listen 8080 backlog=4096;
+    listen [::]:8080 backlog=4096;
+    root $LAB_DIR/www$1;
+  }
+}
+NGINX
+}
+
+# lb_config FILE-PREFIX SERVICES-YAML: writes $LAB_DIR/sluiced.yaml. Optional overrides (the
+# defaults are what the tests use): LB_PMD (net_af_packet; or net_af_xdp), LB_PMD_ARGS (more
+# device arguments, starting with a comma), LB_IDLE (the workers' idle: block), LB_TX_DRAIN_US,
+# LB_FLOW_CAPACITY, LB_MBUFS.
 lb_config() {
-  local lan1="net_af_packet1,iface=$LB_PORT1"
+  local pmd=${LB_PMD:-net_af_packet}
+  local lan1="${pmd}1,iface=$LB_PORT1${LB_PMD_ARGS:-}"
   [ "${LB_LAN1:-}" = tap ] && lan1="net_tap0,iface=$LB_PORT1"
   cat >"$LAB_DIR/sluiced.yaml" <<YAML
 eal: ["--no-huge", "-m", "512", "--no-pci", "--file-prefix", "$1", "--log-level", "lib.eal:error"]
 ports:
-  - { name: lan0, device: "net_af_packet0,iface=$LB_PORT0", mac: "02:00:00:00:5e:10",
+  - { name: lan0, device: "${pmd}0,iface=$LB_PORT0${LB_PMD_ARGS:-}", mac: "02:00:00:00:5e:10",
       addresses: ["192.0.2.2/24", "2001:db8::2/64"] }
   - { name: lan1, device: "$lan1", mac: "02:00:00:00:5e:11",
       addresses: ["198.51.100.1/24", "2001:db8:1::1/64"] }
 workers:
   lcores: [1]
-  idle: { mode: sleep, sleep_us: 50 }
-mempool: { mbufs: 4095, cache_size: 128 }
-flows: { capacity: 65536 }
+  idle: ${LB_IDLE:-{ mode: sleep, sleep_us: 50 \}}
+  tx_drain_us: ${LB_TX_DRAIN_US:-100}
+mempool: { mbufs: ${LB_MBUFS:-4095}, cache_size: 128 }
+flows: { capacity: ${LB_FLOW_CAPACITY:-65536} }
 vips:
   - { address: 192.0.2.10, port: lan0 }
   - { address: "2001:db8::10", port: lan0 }

@@ -93,7 +93,7 @@ SL_ALWAYS_INLINE bool sl_mbuf_rx_ipv4_checksum_good(const struct rte_mbuf *m) {
 SL_ALWAYS_INLINE void sl_mbuf_offload_ipv4_checksum(struct rte_mbuf *m, uint16_t l2_len, uint16_t l3_len) {
     m->l2_len = l2_len;
     m->l3_len = l3_len;
-    m->ol_flags |= RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM;
+    m->ol_flags = (m->ol_flags & ~RTE_MBUF_F_TX_OFFLOAD_MASK) | RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM;
 }
 
 /** Bytes writable in front of the data (where VXLAN outer headers go). */
@@ -184,6 +184,7 @@ struct sl_port_setup {
     uint16_t mtu;                  /* 0: leave the driver's default */
     bool rss;                      /* RSS over IP/TCP/UDP, intersected with what the port hashes */
     bool rx_interrupts;            /* intr_conf.rxq; retried without it if the driver refuses */
+    bool tx_ipv4_checksum;         /* ask for RTE_ETH_TX_OFFLOAD_IPV4_CKSUM where the port has it */
     struct rte_mempool *pool;
 };
 
@@ -250,9 +251,12 @@ void sl_rcu_free(struct rte_rcu_qsbr *v);
 /** Adds / removes reader `id` (0 ..< max_threads); 0 or a negative errno. */
 int sl_rcu_register(struct rte_rcu_qsbr *v, unsigned int id);
 int sl_rcu_unregister(struct rte_rcu_qsbr *v, unsigned int id);
-/** Writer side, on a thread that is not a reader: returns once every online reader has
- *  reported a quiescent state after this call began (spins with rte_pause). */
-void sl_rcu_synchronize(struct rte_rcu_qsbr *v);
+
+/** Writer: a token for "everything published before now" (rte_rcu_qsbr_start). */
+SL_ALWAYS_INLINE uint64_t sl_rcu_start(struct rte_rcu_qsbr *v) { return rte_rcu_qsbr_start(v); }
+/** Writer: true once every online reader has passed a quiescent state since `token` was taken.
+ *  Never waits (rte_rcu_qsbr_check with wait = false). */
+SL_ALWAYS_INLINE bool sl_rcu_passed(struct rte_rcu_qsbr *v, uint64_t token) { return rte_rcu_qsbr_check(v, token, false) == 1; }
 
 /** Reader: "I hold no reference to anything published before now" (a release store of the
  *  current token). Called once per worker-loop iteration. */
@@ -262,3 +266,35 @@ SL_ALWAYS_INLINE void sl_rcu_quiescent(struct rte_rcu_qsbr *v, unsigned int id) 
 /** Reader going to sleep (writers stop waiting for it) / waking (it reads afresh after this). */
 SL_ALWAYS_INLINE void sl_rcu_offline(struct rte_rcu_qsbr *v, unsigned int id) { rte_rcu_qsbr_thread_offline(v, id); }
 SL_ALWAYS_INLINE void sl_rcu_online(struct rte_rcu_qsbr *v, unsigned int id) { rte_rcu_qsbr_thread_online(v, id); }
+
+/* Telemetry (out of line, cdpdk.c): commands of Sluice's own on the EAL's telemetry socket
+ * (`/var/run/dpdk/<file-prefix>/dpdk_telemetry.v2`), answered on DPDK's telemetry thread. */
+struct rte_tel_data;
+
+/** Fills `data` for one request of `command`; `params` is the text after the comma, NULL when
+ *  there is none. Returns 0, or a negative errno value (the client then reads `null`). */
+typedef int (*sl_telemetry_handler)(void *context, const char *command, const char *params,
+                                    struct rte_tel_data *data);
+
+/** Commands `sl_telemetry_register` can hold. */
+#define SL_TELEMETRY_MAX_COMMANDS 8
+
+/** Registers `command` (rte_telemetry_register_cmd) to call `handler(context, …)`. Call from
+ *  the main lcore before the command can be requested; commands cannot be unregistered, so
+ *  `context` must stay valid for the life of the process. 0, -ENOSPC when the table is full,
+ *  -EINVAL for a name DPDK refuses, or rte_telemetry_register_cmd's error. */
+int sl_telemetry_register(const char *command, const char *help, sl_telemetry_handler handler, void *context);
+
+/* Building a reply (rte_tel_data_*): each returns 0 or a negative errno value. */
+int sl_tel_start_dict(struct rte_tel_data *d);
+int sl_tel_start_u64_array(struct rte_tel_data *d);
+int sl_tel_start_string_array(struct rte_tel_data *d);
+int sl_tel_add_dict_u64(struct rte_tel_data *d, const char *name, uint64_t value);
+int sl_tel_add_dict_string(struct rte_tel_data *d, const char *name, const char *value);
+int sl_tel_add_array_u64(struct rte_tel_data *d, uint64_t value);
+int sl_tel_add_array_string(struct rte_tel_data *d, const char *value);
+/** A container for one array nested in a dict; NULL when out of memory. */
+struct rte_tel_data *sl_tel_alloc(void);
+/** Adds `child` (an array) under `name`; the library frees it after the reply is sent. On
+ *  failure `child` is freed here. */
+int sl_tel_add_dict_array(struct rte_tel_data *d, const char *name, struct rte_tel_data *child);
