@@ -30,6 +30,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "sluiced", targets: ["sluiced"]),
+        .executable(name: "sluicectl", targets: ["sluicectl"]),
         .library(name: "SluiceCore", targets: ["SluiceCore"]),
         // For bench/pipeline-bench (a separate package, so that the main build does not compile it).
         .library(name: "SluicePipeline", targets: ["SluiceConfig", "SluiceDataPlane", "SluiceConntrack", "SluiceMaglev"]),
@@ -78,6 +79,19 @@ let package = Package(
             dependencies: ["SluiceCore", "SluiceDataPlane", "SluiceMaglev", "SluiceConntrack",
                            .product(name: "Yams", package: "Yams")]
         ),
+        // The control socket: JSON-RPC 2.0 over a Unix stream socket, its state model, server and
+        // client. Imports no DPDK: sluiced hands it a `ControlTarget`.
+        .target(
+            name: "SluiceControl",
+            dependencies: ["SluiceConfig", "SluiceCore", "SluiceDataPlane", "SluiceConntrack",
+                           .product(name: "Yams", package: "Yams")]
+        ),
+        // The operator's CLI for the control socket.
+        .executableTarget(
+            name: "sluicectl",
+            dependencies: ["SluiceControl", "SluiceConfig", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                           .product(name: "Yams", package: "Yams")]
+        ),
         // EAL, ports, queues, mempools, the worker loop: the only module that talks to DPDK.
         .target(
             name: "SluiceDPDK",
@@ -100,7 +114,7 @@ let package = Package(
         .executableTarget(
             name: "sluiced",
             dependencies: [
-                "SluiceConfig", "SluiceDPDK", "SluiceDataPlane", "SluiceCore", "SluiceConntrack",
+                "SluiceConfig", "SluiceDPDK", "SluiceDataPlane", "SluiceCore", "SluiceConntrack", "SluiceControl",
                 "SluiceMetrics", "SluiceMetricsHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -112,6 +126,8 @@ let package = Package(
         .testTarget(name: "SluiceCoreTests", dependencies: ["SluiceCore", "SluiceDataPlane", "SluiceTestSupport"]),
         .testTarget(name: "SluiceDataPlaneTests", dependencies: ["SluiceDataPlane", "SluiceCore"]),
         .testTarget(name: "SluiceConfigTests", dependencies: ["SluiceConfig"]),
+        .testTarget(name: "SluiceControlTests",
+                    dependencies: ["SluiceControl", "SluiceConfig", "SluiceDataPlane", "SluiceConntrack", "SluiceCore"]),
         // Golden packets through the whole load-balancing pipeline, configured from YAML.
         .testTarget(
             name: "SluicePipelineTests",

@@ -31,5 +31,6 @@ if ! command -v swift >/dev/null; then
 fi
 echo "setup: swift build -c $config"
 swift build -c "$config" --product sluiced 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]' || true
+swift build -c "$config" --product sluicectl 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]' || true
 test -x ".build/$config/sluiced" || { echo "setup: build failed" >&2; exit 1; }
 echo "setup: built .build/$config/sluiced"

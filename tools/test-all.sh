@@ -32,6 +32,9 @@ if [ -x fuzz/run.sh ]; then
   run "fuzz frame parser" env FUZZ_RUNS="${FUZZ_RUNS:-1000000}" fuzz/run.sh
 fi
 
+# The control socket, fuzzed against the real sluiced for a bounded 45 s (about 50 s in all).
+run "fuzz control socket" env SLUICED=.build/release/sluiced CONTROL_FUZZ_SECONDS="${CONTROL_FUZZ_SECONDS:-45}" fuzz/control-fuzz.sh
+
 left=$(ip netns list 2>/dev/null | grep -c '^slit-' || true)
 [ "$left" -eq 0 ] || { echo "namespaces left behind: $(ip netns list)"; failed=$((failed + 1)); failures+=("cleanup"); }
 

@@ -59,6 +59,15 @@ extension SluicedConfig {
 /// Walks the YAML node tree with the path of the field in hand, so every error names it.
 struct NodeReader {
     let file: String
+    /// JSON's types (control socket): integers must be unquoted scalars and strings quoted
+    /// ones, so `"port": "80"` and `"name": 7` are type errors. YAML files keep YAML's
+    /// untyped scalars (`port: "80"` is 80).
+    var strictTypes = false
+
+    init(file: String, strictTypes: Bool = false) {
+        self.file = file
+        self.strictTypes = strictTypes
+    }
 
     func fail(_ field: String, _ reason: String) -> ConfigError {
         ConfigError(file: file, field: field, reason: reason)
@@ -85,12 +94,12 @@ struct NodeReader {
     }
 
     func string(_ node: Node, _ path: String) throws(ConfigError) -> String {
-        guard case .scalar(let s) = node else { throw fail(path, "expected a string") }
+        guard case .scalar(let s) = node, !strictTypes || s.style != .plain else { throw fail(path, "expected a string") }
         return s.string
     }
 
     func int(_ node: Node, _ path: String, range: ClosedRange<Int>) throws(ConfigError) -> Int {
-        guard case .scalar(let s) = node, let v = Int(s.string) else {
+        guard case .scalar(let s) = node, !strictTypes || s.style == .plain, let v = Int(s.string) else {
             throw fail(path, "expected an integer")
         }
         guard range.contains(v) else { throw fail(path, "\(v) is out of range \(range.lowerBound)...\(range.upperBound)") }
@@ -106,7 +115,8 @@ struct NodeReader {
     }
 
     func config(_ root: Node) throws(ConfigError) -> SluicedConfig {
-        let top = try mapping(root, "", allowed: ["eal", "ports", "workers", "mempool", "vips", "services", "routes", "flows", "neighbors", "metrics"])
+        let top = try mapping(root, "", allowed: ["eal", "ports", "workers", "mempool", "vips", "services", "routes", "flows",
+                                                  "neighbors", "control", "metrics"])
         var eal: [String] = []
         if let node = top["eal"] {
             for (i, item) in try sequence(node, "eal").enumerated() {
@@ -135,17 +145,10 @@ struct NodeReader {
         var vips: [VIPConfig] = []
         if let node = top["vips"] {
             for (i, item) in try sequence(node, "vips").enumerated() {
-                let path = "vips[\(i)]"
-                let vip = try vipConfig(item, path)
-                guard ports.contains(where: { $0.name == vip.port }) else {
-                    throw fail("\(path).port", "no port named '\(vip.port)' (ports: \(ports.map(\.name).joined(separator: ", ")))")
-                }
-                if vips.contains(where: { $0.address == vip.address && $0.port == vip.port }) {
-                    throw fail("\(path).address", "\(vip.address) is listed twice on port \(vip.port)")
-                }
-                vips.append(vip)
+                vips.append(try vipConfig(item, "vips[\(i)]"))
             }
         }
+        try checkVIPs(vips, ports: ports, prefix: "")
         var routes: [RouteConfig] = []
         if let node = top["routes"] {
             for (i, item) in try sequence(node, "routes").enumerated() {
@@ -156,22 +159,13 @@ struct NodeReader {
         var services: [ServiceConfig] = []
         if let node = top["services"] {
             for (i, item) in try sequence(node, "services").enumerated() {
-                let path = "services[\(i)]"
-                let service = try serviceConfig(item, path)
-                if services.contains(where: { $0.name == service.name }) {
-                    throw fail("\(path).name", "duplicate service name '\(service.name)'")
-                }
-                if let other = services.first(where: { $0.vip == service.vip && $0.proto == service.proto && $0.port == service.port }) {
-                    throw fail("\(path).port", "\(service.vip) \(service.proto.rawValue) port \(service.port) is already service '\(other.name)'")
-                }
-                guard vips.contains(where: { $0.address == service.vip }) else {
-                    throw fail("\(path).vip", "\(service.vip) is not owned on any port (list it under vips)")
-                }
-                services.append(service)
+                services.append(try serviceConfig(item, "services[\(i)]"))
             }
         }
+        try checkServices(services, vips: vips, prefix: "")
         var config = SluicedConfig(eal: eal, ports: ports, workers: workers, mempool: mempool, vips: vips,
                                    services: services, routes: routes, flows: flows)
+        if let node = top["control"] { config.control = try controlConfig(node, "control") }
         if let node = top["neighbors"] {
             for (i, item) in try sequence(node, "neighbors").enumerated() {
                 let path = "neighbors[\(i)]"
@@ -187,6 +181,81 @@ struct NodeReader {
         }
         if let node = top["metrics"] { config.metrics = try metricsConfig(node, "metrics") }
         return config
+    }
+
+    /// `prefix.rest`, or `rest` alone at the top level.
+    static func join(_ prefix: String, _ rest: String) -> String { prefix.isEmpty ? rest : "\(prefix).\(rest)" }
+
+    /// Cross-checks of a VIP list (the per-entry checks are in `vipConfig`): the port exists,
+    /// no address twice on one port. `prefix` is where the list sits (`""` in a file, `params`
+    /// on the control socket).
+    func checkVIPs(_ vips: [VIPConfig], ports: [PortConfig], prefix: String) throws(ConfigError) {
+        for (i, vip) in vips.enumerated() {
+            let path = Self.join(prefix, "vips[\(i)]")
+            guard ports.contains(where: { $0.name == vip.port }) else {
+                throw fail("\(path).port", "no port named '\(vip.port)' (ports: \(ports.map(\.name).joined(separator: ", ")))")
+            }
+            if vips[..<i].contains(where: { $0.address == vip.address && $0.port == vip.port }) {
+                throw fail("\(path).address", "\(vip.address) is listed twice on port \(vip.port)")
+            }
+        }
+    }
+
+    /// Cross-checks of a service list: unique names, unique (VIP, protocol, port), VIP owned.
+    func checkServices(_ services: [ServiceConfig], vips: [VIPConfig], prefix: String) throws(ConfigError) {
+        for (i, service) in services.enumerated() {
+            let path = Self.join(prefix, "services[\(i)]")
+            let before = services[..<i]
+            if before.contains(where: { $0.name == service.name }) {
+                throw fail("\(path).name", "duplicate service name '\(service.name)'")
+            }
+            if let other = before.first(where: { $0.vip == service.vip && $0.proto == service.proto && $0.port == service.port }) {
+                throw fail("\(path).port", "\(service.vip) \(service.proto.rawValue) port \(service.port) is already service '\(other.name)'")
+            }
+            guard vips.contains(where: { $0.address == service.vip }) else {
+                throw fail("\(path).vip", "\(service.vip) is not owned on any port (list it under vips)")
+            }
+        }
+    }
+
+    func controlConfig(_ node: Node, _ path: String) throws(ConfigError) -> ControlConfig {
+        let m = try mapping(node, path, allowed: ["socket", "owner", "group", "mode", "max_clients", "idle_timeout_s", "enabled"])
+        var control = ControlConfig()
+        control.isExplicit = true
+        if let n = m["enabled"] {
+            let text = try string(n, "\(path).enabled")
+            guard let on = ["true": true, "false": false][text] else { throw fail("\(path).enabled", "expected true or false") }
+            control.enabled = on
+        }
+        if let n = m["socket"] {
+            let socket = try string(n, "\(path).socket")
+            guard socket.hasPrefix("/") else { throw fail("\(path).socket", "'\(socket)' must be an absolute path") }
+            // sockaddr_un.sun_path holds 108 bytes, the terminating NUL included.
+            guard socket.utf8.count <= ControlConfig.maxSocketPathBytes else {
+                throw fail("\(path).socket", "longer than \(ControlConfig.maxSocketPathBytes) bytes (the limit of a Unix socket address)")
+            }
+            control.socket = socket
+        }
+        if let n = m["owner"] {
+            let owner = try string(n, "\(path).owner")
+            guard !owner.isEmpty else { throw fail("\(path).owner", "must be a user name or a numeric uid") }
+            control.owner = owner
+        }
+        if let n = m["group"] {
+            let group = try string(n, "\(path).group")
+            guard !group.isEmpty else { throw fail("\(path).group", "must be a group name or a numeric gid") }
+            control.group = group
+        }
+        if let n = m["mode"] {
+            let text = try string(n, "\(path).mode")
+            guard (3...4).contains(text.count), let mode = Int(text, radix: 8), mode <= 0o777 else {
+                throw fail("\(path).mode", "'\(text)' is not an octal file mode such as 0660")
+            }
+            control.mode = mode
+        }
+        if let n = m["max_clients"] { control.maxClients = try int(n, "\(path).max_clients", range: 1...1024) }
+        if let n = m["idle_timeout_s"] { control.idleTimeoutSeconds = try int(n, "\(path).idle_timeout_s", range: 1...3600) }
+        return control
     }
 
     func metricsConfig(_ node: Node, _ path: String) throws(ConfigError) -> MetricsConfig {

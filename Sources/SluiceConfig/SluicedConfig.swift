@@ -18,12 +18,14 @@ public struct SluicedConfig: Sendable, Equatable {
     /// Next hops whose MAC is known up front (no ARP / NDP needed: ports that cannot resolve,
     /// such as benchmark sources, or hosts that must not be asked).
     public var neighbors: [(address: IPAddress, mac: MACAddress)] = []
+    /// The control socket (issue 4).
+    public var control = ControlConfig()
     /// The Prometheus endpoint.
     public var metrics = MetricsConfig()
 
     public static func == (a: SluicedConfig, b: SluicedConfig) -> Bool {
         a.eal == b.eal && a.ports == b.ports && a.workers == b.workers && a.mempool == b.mempool && a.vips == b.vips
-            && a.services == b.services && a.routes == b.routes && a.flows == b.flows
+            && a.services == b.services && a.routes == b.routes && a.flows == b.flows && a.control == b.control
             && a.neighbors.map(\.address) == b.neighbors.map(\.address) && a.neighbors.map(\.mac) == b.neighbors.map(\.mac)
             && a.metrics == b.metrics
     }
@@ -220,6 +222,31 @@ public struct VIPConfig: Sendable, Equatable {
         self.port = port
         self.mac = mac
     }
+}
+
+/// The control socket: where it is, who may use it, and its limits.
+public struct ControlConfig: Sendable, Equatable {
+    public static let defaultSocket = "/run/sluice/sluiced.sock"
+    /// `sizeof(sockaddr_un.sun_path)` minus the terminating NUL.
+    public static let maxSocketPathBytes = 107
+    public var enabled = true
+    /// False when the file has no `control` section: then a socket that cannot be opened is
+    /// logged and `sluiced` forwards without one, instead of refusing to start.
+    public var isExplicit = false
+    public var socket = ControlConfig.defaultSocket
+    /// The socket's owner and group (names or numeric ids); peers must be root, this user, or
+    /// in this group (SO_PEERCRED). Default: the user and group `sluiced` runs as.
+    public var owner: String?
+    public var group: String?
+    /// The socket file's permission bits.
+    public var mode = 0o660
+    /// Connected clients at most; one more is told so and disconnected.
+    public var maxClients = 16
+    /// A client that has sent nothing, or left a request half written, for this long is
+    /// disconnected (event subscribers excepted while they keep reading).
+    public var idleTimeoutSeconds = 30
+
+    public init() {}
 }
 
 /// A configuration that cannot be used: which file, which field (a path such as

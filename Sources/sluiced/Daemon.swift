@@ -1,5 +1,6 @@
 import SluiceConfig
 import SluiceConntrack
+import SluiceControl
 import SluiceCore
 import SluiceDataPlane
 import SluiceDPDK
@@ -30,6 +31,8 @@ final class Daemon {
     private var pool: Mempool?
     private var ports: [Port] = []
     private var workers: [Worker] = []
+    /// The control socket (issue 4), started once the workers run.
+    private var control: ControlServer?
     /// What the metrics endpoint and the telemetry commands read; closed first in shutdown.
     private var metrics: LiveMetrics?
     private var metricsServer: MetricsHTTPServer?
@@ -177,7 +180,28 @@ final class Daemon {
             // or all pick one backend. Every LB host of one ECMP group needs the same secret seed.
             Log.error("flows.hash_seed is the built-in default; set a secret 32-hex-digit seed (the same on every LB host)")
         }
+        try startControl(resources: resources)
         Output.line("sluiced: running")
+    }
+
+    /// Opens the control socket on its own thread (not an lcore). Without a `control` section a
+    /// failure is logged and sluiced forwards without the socket; with one, start-up fails.
+    private func startControl(resources: PipelineResources) throws(DPDKError) {
+        guard config.control.enabled else { return }
+        do throws(ControlServerError) {
+            let options = try ControlServerOptions(config.control)
+            let target = DaemonControlTarget(resources: resources, ports: ports, workers: workers)
+            let server = ControlServer(options: options, plane: ControlPlane(config: config, target: target))
+            try server.start()
+            control = server
+            Output.line("sluiced: control socket \(options.path)")
+        } catch {
+            guard config.control.isExplicit else {
+                Log.error("control socket not opened: \(error) (forwarding without it)")
+                return
+            }
+            throw DPDKError(subject: "control", operation: "socket", reason: error.description)
+        }
     }
 
     /// The DPDK telemetry commands, and the Prometheus endpoint unless `metrics.enabled` is
@@ -331,6 +355,16 @@ final class Daemon {
         do throws(ConfigError) {
             let next = try SluicedConfig.load(path: configPath)
             try config.checkLiveChange(to: next, file: configPath)
+            if let control {
+                // One writer: the reload is a change like any other on the control thread's
+                // state (serialised with socket requests; subscribers are told).
+                let generation = try control.withPlane { plane throws(ConfigError) in
+                    try plane.replaceConfiguration(next, reason: "reload")
+                }
+                config = next
+                Output.line("sluiced: reloaded \(configPath): generation \(generation), \(next.services.count) service(s)")
+                return
+            }
             let snapshot = try next.makeSnapshot(portMACs: ports.map(\.mac), file: configPath, previous: resources.snapshot)
             for (address, mac) in next.neighbors { resources.neighbors.learn(address.mapped, mac: mac, now: 0, permanent: true) }
             metrics?.willPublish(snapshot)
@@ -347,7 +381,10 @@ final class Daemon {
     /// Stops and joins the workers, reports, closes ports, frees the pool, cleans up the EAL.
     /// Safe to call after a partial start. Returns true when a worker reported failure.
     private func shutdown(reason: String) -> Bool {
-        // Metrics first: no sample may read a port or a worker being torn down.
+        // The control thread publishes to the workers: it stops first.
+        control?.stop()
+        control = nil
+        // Then metrics: no sample may read a port or a worker being torn down.
         metricsServer?.stop()
         metrics?.close()
         stop.request()

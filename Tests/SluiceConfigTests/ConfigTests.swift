@@ -108,6 +108,12 @@ vips:
         ("ports: [{name: p, device: net_null0}]\nvips: [{address: 192.0.2.1}]", "vips[0].port", "required field missing"),
         ("ports: [{name: p, device: net_null0}]\nvips: [{address: 192.0.2.1, port: p}, {address: 192.0.2.1, port: p}]", "vips[1].address", "listed twice"),
         ("ports: [{name: p, device: net_null0}]\neal: --no-huge", "eal", "expected a list"),
+        ("ports: [{name: p, device: net_null0}]\ncontrol: {socket: run/s.sock}", "control.socket", "absolute path"),
+        ("ports: [{name: p, device: net_null0}]\ncontrol: {mode: '0999'}", "control.mode", "octal file mode"),
+        ("ports: [{name: p, device: net_null0}]\ncontrol: {max_clients: 0}", "control.max_clients", "out of range"),
+        ("ports: [{name: p, device: net_null0}]\ncontrol: {owner: ''}", "control.owner", "user name"),
+        ("ports: [{name: p, device: net_null0}]\ncontrol: {enabled: maybe}", "control.enabled", "true or false"),
+        ("ports: [{name: p, device: net_null0}]\ncontrol: {port: 1}", "control.port", "unknown field"),
         ("ports: [{name: p, device: net_null0}]\nmetrics: {listen: 'localhost:9469'}", "metrics.listen", "not ADDRESS:PORT"),
         ("ports: [{name: p, device: net_null0}]\nmetrics: {listen: '127.0.0.1'}", "metrics.listen", "not ADDRESS:PORT"),
         ("ports: [{name: p, device: net_null0}]\nmetrics: {listen: '127.0.0.1:70000'}", "metrics.listen", "not ADDRESS:PORT"),
@@ -125,6 +131,19 @@ vips:
             #expect(error.reason.contains(reason), "\(error)")
             #expect(error.description.hasPrefix(field.isEmpty ? "bad.yaml: " : "bad.yaml: \(field): "))
         }
+    }
+
+    @Test func controlSection() throws {
+        let c = try SluicedConfig.parse(yaml: """
+            ports: [{name: p, device: net_null0}]
+            control: {socket: /run/x/s.sock, owner: root, group: "0", mode: "0600", max_clients: 4, idle_timeout_s: 5}
+            """, file: "t.yaml")
+        #expect(c.control.socket == "/run/x/s.sock")
+        #expect(c.control.owner == "root" && c.control.group == "0")
+        #expect(c.control.mode == 0o600 && c.control.maxClients == 4 && c.control.idleTimeoutSeconds == 5)
+        #expect(c.control.isExplicit && c.control.enabled)
+        let d = try SluicedConfig.parse(yaml: "ports: [{name: p, device: net_null0}]", file: "t.yaml")
+        #expect(d.control.socket == ControlConfig.defaultSocket && d.control.mode == 0o660 && !d.control.isExplicit)
     }
 
     @Test func unreadableFileIsAnError() {

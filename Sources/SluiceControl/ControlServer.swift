@@ -1,0 +1,530 @@
+import SluiceConfig
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Why the control socket could not be opened.
+public struct ControlServerError: Error, CustomStringConvertible {
+    public var reason: String
+    public var description: String { reason }
+}
+
+/// Who may connect, where, and the limits every connection lives within.
+public struct ControlServerOptions: Sendable {
+    public var path: String
+    /// Permission bits of the socket file (connect(2) needs write permission on it).
+    public var mode: UInt32 = 0o660
+    /// Owner and group of the socket file; peers must be root, this uid, or in this gid
+    /// (SO_PEERCRED, supplementary groups included). Nil: the server's own euid / egid.
+    public var owner: UInt32?
+    public var group: UInt32?
+    public var maxClients = 16
+    /// A request line longer than this is answered with an error and the connection closed.
+    public var maxRequestBytes = 1 << 20
+    /// A connection with no complete request for this long is closed (a subscriber is not,
+    /// while it reads what it is sent).
+    public var idleTimeoutMilliseconds = 30_000
+    /// Output waiting for a client that does not read: past this it is disconnected, so a stalled
+    /// subscriber cannot make the server buffer without bound.
+    public var maxPendingOutputBytes = 8 << 20
+
+    public init(path: String) { self.path = path }
+
+    /// From the `control` section; user and group names are resolved here.
+    public init(_ c: ControlConfig) throws(ControlServerError) {
+        path = c.socket
+        mode = UInt32(c.mode)
+        maxClients = c.maxClients
+        idleTimeoutMilliseconds = c.idleTimeoutSeconds * 1000
+        if let o = c.owner {
+            guard let uid = ControlServerOptions.userID(o) else { throw ControlServerError(reason: "control.owner: no user '\(o)'") }
+            owner = uid
+        }
+        if let g = c.group {
+            guard let gid = ControlServerOptions.groupID(g) else { throw ControlServerError(reason: "control.group: no group '\(g)'") }
+            group = gid
+        }
+    }
+
+    static func userID(_ s: String) -> UInt32? {
+        if let n = UInt32(s) { return n }
+        var pw = passwd()
+        var result: UnsafeMutablePointer<passwd>?
+        var buffer = [CChar](repeating: 0, count: 16384)
+        guard getpwnam_r(s, &pw, &buffer, buffer.count, &result) == 0, result != nil else { return nil }
+        return pw.pw_uid
+    }
+
+    static func groupID(_ s: String) -> UInt32? {
+        if let n = UInt32(s) { return n }
+        var gr = Glibc.group()
+        var result: UnsafeMutablePointer<Glibc.group>?
+        var buffer = [CChar](repeating: 0, count: 16384)
+        guard getgrnam_r(s, &gr, &buffer, buffer.count, &result) == 0, result != nil else { return nil }
+        return gr.gr_gid
+    }
+}
+
+/// The control socket's server: a Unix stream socket, JSON-RPC 2.0, one JSON text per line.
+///
+/// Why plain POSIX `poll(2)` on one thread rather than SwiftNIO: the control plane is a handful
+/// of local clients and its state changes must be serialised anyway (one transaction at a
+/// time, each ending in one RCU publication). One thread that owns the state, every socket and
+/// every buffer needs no lock, no executor and no extra dependency in the data-plane binary,
+/// and it makes each limit (line length, client count, idle time, unread output) an explicit
+/// check in one loop. The thread is never a DPDK worker; a worker never waits on it.
+public final class ControlServer: @unchecked Sendable {
+    // Safe (@unchecked Sendable): after `start`, everything below is touched by the server
+    // thread only; `stop` talks to it through the wake-up pipe and then joins it.
+    public let options: ControlServerOptions
+    public let plane: ControlPlane
+    private var listener: Int32 = -1
+    private var wake: (read: Int32, write: Int32) = (-1, -1)
+    private var thread: pthread_t?
+    private var clients: [Client] = []
+    private var stopping = false
+    /// Serialises use of `plane` between the server thread and `withPlane` callers (the
+    /// daemon's SIGHUP reload). `pendingEvents` is only touched with it held.
+    private let planeLock = Mutex(())
+    private var pendingEvents: [JSONValue] = []
+
+    final class Client {
+        /// -1 once closed.
+        var fd: Int32
+        let uid: UInt32
+        var input: [UInt8] = []
+        var output: [UInt8] = []
+        var outputSent = 0
+        /// Close once `output` is written (after a fatal error reply).
+        var closing = false
+        var session = ControlPlane.Session()
+        var deadline: UInt64
+        var nextStats: UInt64 = 0
+
+        init(fd: Int32, uid: UInt32, deadline: UInt64) {
+            self.fd = fd
+            self.uid = uid
+            self.deadline = deadline
+        }
+
+        var pending: Int { output.count - outputSent }
+    }
+
+    /// How long a connection being closed gets to read its last error.
+    static let closingGraceMilliseconds: UInt64 = 1000
+
+    public init(options: ControlServerOptions, plane: ControlPlane) {
+        self.options = options
+        self.plane = plane
+    }
+
+    deinit {
+        if thread == nil { closeAll() }
+    }
+
+    // MARK: - Start and stop
+
+    /// Creates the socket (mode, owner, group as configured; a stale socket file from a dead
+    /// server is replaced, a live one is an error) and starts the server thread.
+    public func start() throws(ControlServerError) {
+        try bindSocket()
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0, ControlServer.setNonBlocking(fds[0]), ControlServer.setNonBlocking(fds[1]) else {
+            closeAll()
+            throw ControlServerError(reason: "\(options.path): pipe: \(ControlServer.errorText())")
+        }
+        wake = (fds[0], fds[1])
+        // Called with `planeLock` held (inside `handle` or `withPlane`); sent by the server thread.
+        plane.onChange = { [unowned self] event in self.pendingEvents.append(event) }
+        let box = Unmanaged.passRetained(self)
+        var t = pthread_t()
+        let rc = pthread_create(&t, nil, { raw in
+            let server = Unmanaged<ControlServer>.fromOpaque(raw!).takeRetainedValue()
+            server.loop()
+            return nil
+        }, box.toOpaque())
+        guard rc == 0 else {
+            box.release()
+            closeAll()
+            throw ControlServerError(reason: "\(options.path): cannot start the control thread (\(rc))")
+        }
+        thread = t
+    }
+
+    /// Runs `body` on the plane from another thread, between two requests (never concurrently
+    /// with one). Events it causes are sent by the server thread right after.
+    public func withPlane<T: Sendable, E: Error>(_ body: (ControlPlane) throws(E) -> T) throws(E) -> T {
+        let result = try planeLock.withLock { _ throws(E) in try body(plane) }
+        var byte: UInt8 = 0
+        if wake.write >= 0 { _ = write(wake.write, &byte, 1) }
+        return result
+    }
+
+    /// Stops the thread, closes every connection and removes the socket file.
+    public func stop() {
+        guard let t = thread else { return }
+        var byte: UInt8 = 1
+        _ = write(wake.write, &byte, 1)
+        pthread_join(t, nil)
+        thread = nil
+        closeAll()
+    }
+
+    private func closeAll() {
+        for c in clients { close(c.fd) }
+        clients.removeAll()
+        if listener >= 0 {
+            close(listener)
+            listener = -1
+            unlink(options.path)
+        }
+        if wake.read >= 0 { close(wake.read); close(wake.write); wake = (-1, -1) }
+    }
+
+    static func errorText() -> String { String(cString: strerror(errno)) }
+
+    static func address(_ path: String) -> sockaddr_un? {
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { return nil }
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        return addr
+    }
+
+    private func bindSocket() throws(ControlServerError) {
+        let path = options.path
+        guard var addr = ControlServer.address(path) else {
+            throw ControlServerError(reason: "\(path): longer than a Unix socket address allows")
+        }
+        // The directory (e.g. /run/sluice) is created if missing; its own mode is left alone.
+        if let slash = path.lastIndex(of: "/"), slash != path.startIndex {
+            let dir = String(path[..<slash])
+            if access(dir, F_OK) != 0 && mkdir(dir, 0o755) != 0 && errno != EEXIST {
+                throw ControlServerError(reason: "\(dir): cannot create the socket's directory (\(ControlServer.errorText()))")
+            }
+        }
+        var st = stat()
+        if lstat(path, &st) == 0 {
+            guard st.st_mode & S_IFMT == S_IFSOCK else {
+                throw ControlServerError(reason: "\(path): exists and is not a socket; not removing it")
+            }
+            if ControlServer.isServing(path) {
+                throw ControlServerError(reason: "\(path): another server is listening there")
+            }
+            unlink(path)
+        }
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw ControlServerError(reason: "\(path): socket: \(ControlServer.errorText())") }
+        listener = fd
+        // No window in which the file exists with wider permissions than configured.
+        let oldMask = umask(0o177)
+        let bound = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        let bindErrno = errno
+        umask(oldMask)
+        guard bound == 0 else {
+            close(fd)
+            listener = -1
+            throw ControlServerError(reason: "\(path): bind: \(String(cString: strerror(bindErrno)))")
+        }
+        let owner = options.owner ?? geteuid()
+        let group = options.group ?? getegid()
+        guard chown(path, owner, group) == 0 else {
+            let text = ControlServer.errorText()
+            closeAll()
+            throw ControlServerError(reason: "\(path): chown to \(owner):\(group): \(text)")
+        }
+        guard chmod(path, mode_t(options.mode)) == 0 else {
+            let text = ControlServer.errorText()
+            closeAll()
+            throw ControlServerError(reason: "\(path): chmod: \(text)")
+        }
+        guard listen(fd, 64) == 0 else {
+            let text = ControlServer.errorText()
+            closeAll()
+            throw ControlServerError(reason: "\(path): listen: \(text)")
+        }
+    }
+
+    /// True when something accepts connections on `path`.
+    static func isServing(_ path: String) -> Bool {
+        guard var addr = address(path) else { return false }
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        return rc == 0
+    }
+
+    static func monotonicMilliseconds() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1000 + UInt64(ts.tv_nsec) / 1_000_000
+    }
+
+    // MARK: - The loop
+
+    private func loop() {
+        var fds: [pollfd] = []
+        while !stopping {
+            let now = ControlServer.monotonicMilliseconds()
+            fds.removeAll(keepingCapacity: true)
+            fds.append(pollfd(fd: wake.read, events: Int16(POLLIN), revents: 0))
+            fds.append(pollfd(fd: listener, events: Int16(POLLIN), revents: 0))
+            var timeout: UInt64 = 1000
+            for c in clients {
+                var events = Int16(POLLIN)
+                if c.pending > 0 { events |= Int16(POLLOUT) }
+                if c.closing { events = Int16(POLLOUT) }
+                fds.append(pollfd(fd: c.fd, events: events, revents: 0))
+                timeout = min(timeout, c.deadline > now ? c.deadline - now : 0)
+                if let s = c.session.subscription, s.stats {
+                    timeout = min(timeout, c.nextStats > now ? c.nextStats - now : 0)
+                }
+            }
+            let n = poll(&fds, nfds_t(fds.count), Int32(timeout))
+            if n < 0 && errno != EINTR { break }
+            if fds[0].revents != 0 {
+                var bytes = [UInt8](repeating: 0, count: 64)
+                let n = read(wake.read, &bytes, bytes.count)
+                if n > 0 && bytes[0..<n].contains(1) { stopping = true; break }
+            }
+            // Clients first (their pollfds are in `clients` order), then new connections.
+            let polled = clients
+            for (i, c) in polled.enumerated() {
+                let revents = fds[2 + i].revents
+                if revents & Int16(POLLIN | POLLHUP | POLLERR) != 0 && !c.closing { receive(c) }
+                if c.pending > 0 && revents & Int16(POLLOUT | POLLHUP | POLLERR) != 0 { flush(c) }
+            }
+            if fds[1].revents & Int16(POLLIN) != 0 { acceptClients() }
+            let events = planeLock.withLock { _ in
+                defer { pendingEvents.removeAll() }
+                return pendingEvents
+            }
+            for event in events { broadcast(event) }
+            housekeeping()
+        }
+    }
+
+    /// Idle and stall limits, periodic stats, and closing what is finished.
+    private func housekeeping() {
+        let now = ControlServer.monotonicMilliseconds()
+        for c in clients where c.closing && c.fd >= 0 && now >= c.deadline { drop(c) }
+        for c in clients where !c.closing {
+            if let s = c.session.subscription {
+                if s.stats && now >= c.nextStats {
+                    c.nextStats = now + UInt64(s.intervalMilliseconds)
+                    var stats = planeLock.withLock { _ in plane.statsJSON() }
+                    if case .object(var m) = stats { m.insert(("type", .string("stats")), at: 0); stats = .object(m) }
+                    send(RPC.notification(method: "event", stats), to: c)
+                }
+                // A subscriber stays while it reads; one that stops reading hits the output limit.
+                c.deadline = now + UInt64(options.idleTimeoutMilliseconds)
+            } else if now >= c.deadline {
+                fatal(RPCError(code: RPCError.limitExceeded,
+                               message: "idle for \(options.idleTimeoutMilliseconds) ms without a complete request; closing"), to: c)
+            }
+            if c.pending > options.maxPendingOutputBytes { drop(c) }
+        }
+        clients.removeAll { c in
+            if c.fd < 0 { return true }
+            if c.closing && c.pending == 0 {
+                close(c.fd)
+                return true
+            }
+            return false
+        }
+    }
+
+    private func acceptClients() {
+        while true {
+            let fd = accept(listener, nil, nil)
+            if fd < 0 { return }
+            guard ControlServer.setNonBlocking(fd) else {
+                close(fd)
+                continue
+            }
+            let now = ControlServer.monotonicMilliseconds()
+            let cred = ControlServer.peerCredentials(fd)
+            let client = Client(fd: fd, uid: cred?.uid ?? UInt32.max, deadline: now + UInt64(options.idleTimeoutMilliseconds))
+            guard let cred, isAllowed(cred) else {
+                let who = cred.map { "uid \($0.uid) gid \($0.gid)" } ?? "unknown peer"
+                ControlServer.writeOnce(fd, RPCError(code: RPCError.permissionDenied,
+                                                     message: "permission denied: \(who) is not root, the socket's owner or in its group").response(id: .null))
+                close(fd)
+                continue
+            }
+            guard clients.count < options.maxClients else {
+                ControlServer.writeOnce(fd, RPCError(code: RPCError.limitExceeded,
+                                                     message: "too many clients (at most \(options.maxClients)); try again later").response(id: .null))
+                close(fd)
+                continue
+            }
+            clients.append(client)
+        }
+    }
+
+    /// A best-effort single write on a connection about to be closed.
+    static func writeOnce(_ fd: Int32, _ message: JSONValue) {
+        let bytes = Array((message.serialized + "\n").utf8)
+        _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+    }
+
+    struct Credentials {
+        var pid: Int32
+        var uid: UInt32
+        var gid: UInt32
+    }
+
+    /// `struct ucred` (pid_t, uid_t, gid_t: three 32-bit fields), which Glibc's module map
+    /// leaves out (it is behind _GNU_SOURCE).
+    static func peerCredentials(_ fd: Int32) -> Credentials? {
+        var cred: (pid: Int32, uid: UInt32, gid: UInt32) = (0, 0, 0)
+        var length = socklen_t(MemoryLayout<(Int32, UInt32, UInt32)>.size)
+        guard getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &length) == 0, length == 12 else { return nil }
+        return Credentials(pid: cred.pid, uid: cred.uid, gid: cred.gid)
+    }
+
+    /// O_NONBLOCK and FD_CLOEXEC (accept4 and pipe2 are not in Glibc's module map).
+    static func setNonBlocking(_ fd: Int32) -> Bool {
+        let flags = fcntl(fd, F_GETFL)
+        return flags >= 0 && fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0 && fcntl(fd, F_SETFD, FD_CLOEXEC) == 0
+    }
+
+    /// Root, the configured owner, or a member of the configured group (primary or
+    /// supplementary: the peer process's `Groups:` in /proc).
+    func isAllowed(_ c: Credentials) -> Bool {
+        let owner = options.owner ?? geteuid()
+        let group = options.group ?? getegid()
+        if c.uid == 0 || c.uid == owner || c.gid == group { return true }
+        return ControlServer.supplementaryGroups(pid: c.pid).contains(group)
+    }
+
+    static func supplementaryGroups(pid: Int32) -> [UInt32] {
+        guard let f = fopen("/proc/\(pid)/status", "r") else { return [] }
+        defer { fclose(f) }
+        var line = [CChar](repeating: 0, count: 4096)
+        while fgets(&line, Int32(line.count), f) != nil {
+            let text = String(cString: line)
+            if text.hasPrefix("Groups:") {
+                return text.dropFirst(7).split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).compactMap { UInt32($0) }
+            }
+        }
+        return []
+    }
+
+    // MARK: - Per connection
+
+    private func receive(_ c: Client) {
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { recv(c.fd, $0.baseAddress, $0.count, 0) }
+            if n == 0 { drop(c); return }
+            if n < 0 {
+                if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR { break }
+                drop(c)
+                return
+            }
+            let scanFrom = c.input.count
+            c.input.append(contentsOf: chunk[0..<n])
+            if !processLines(c, scanFrom: scanFrom) { return }
+            if n < chunk.count { break }
+        }
+    }
+
+    /// Handles every complete line in the input buffer. False when the connection is done.
+    private func processLines(_ c: Client, scanFrom: Int) -> Bool {
+        var start = 0
+        var i = scanFrom
+        while i < c.input.count {
+            if c.input[i] == UInt8(ascii: "\n") {
+                var line = Array(c.input[start..<i])
+                if line.last == UInt8(ascii: "\r") { line.removeLast() }
+                start = i + 1
+                if line.count > options.maxRequestBytes {
+                    tooLarge(c)
+                    return false
+                }
+                c.deadline = ControlServer.monotonicMilliseconds() + UInt64(options.idleTimeoutMilliseconds)
+                if !line.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) {
+                    // A local copy: the change broadcast inside `handle` reads every client's session.
+                    var session = c.session
+                    let response = planeLock.withLock { _ in plane.handle(line: line, session: &session) }
+                    if c.session.subscription == nil && session.subscription != nil { c.nextStats = 0 }
+                    c.session = session
+                    if let response { send(response, to: c) }
+                }
+                if c.closing || c.fd < 0 { return false }
+            }
+            i += 1
+        }
+        c.input.removeFirst(start)
+        if c.input.count > options.maxRequestBytes {
+            tooLarge(c)
+            return false
+        }
+        return true
+    }
+
+    private func tooLarge(_ c: Client) {
+        c.input.removeAll()
+        fatal(RPCError(code: RPCError.limitExceeded,
+                       message: "request longer than \(options.maxRequestBytes) bytes; closing"), to: c)
+    }
+
+    /// Sends `error` (id null) and closes once it is written.
+    private func fatal(_ error: RPCError, to c: Client) {
+        send(error.response(id: .null), to: c)
+        c.closing = true
+        // A peer that does not read even this much is cut off shortly after.
+        c.deadline = ControlServer.monotonicMilliseconds() + ControlServer.closingGraceMilliseconds
+    }
+
+    private func send(_ message: JSONValue, to c: Client) {
+        guard c.fd >= 0 else { return }
+        c.output.append(contentsOf: (message.serialized + "\n").utf8)
+        flush(c)
+    }
+
+    private func flush(_ c: Client) {
+        while c.pending > 0 && c.fd >= 0 {
+            let n = c.output.withUnsafeBytes { raw in
+                Glibc.send(c.fd, raw.baseAddress! + c.outputSent, c.pending, Int32(MSG_NOSIGNAL))
+            }
+            if n < 0 {
+                if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR { break }
+                drop(c)
+                return
+            }
+            c.outputSent += n
+        }
+        if c.outputSent > 65536 || c.pending == 0 {
+            c.output.removeFirst(c.outputSent)
+            c.outputSent = 0
+        }
+    }
+
+    private func drop(_ c: Client) {
+        guard c.fd >= 0 else { return }
+        close(c.fd)
+        c.fd = -1
+        c.closing = true
+        c.output.removeAll()
+        c.outputSent = 0
+    }
+
+    /// Sends an `event` notification to every subscriber.
+    private func broadcast(_ event: JSONValue) {
+        let message = RPC.notification(method: "event", event)
+        for c in clients where c.session.subscription != nil && !c.closing { send(message, to: c) }
+    }
+}

@@ -1,0 +1,634 @@
+import Testing
+import SluiceConfig
+import SluiceConntrack
+import SluiceCore
+import SluiceDataPlane
+@testable import SluiceControl
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The configuration every test starts from: one port with a connected /24 for backends, one
+/// VIP, one service with two backends.
+let baseYAML = """
+ports:
+  - name: lan0
+    device: net_null0
+    addresses: [198.51.100.1/24, "2001:db8:1::1/64"]
+  - name: lan1
+    device: net_null1
+vips:
+  - { address: 192.0.2.10, port: lan0 }
+services:
+  - name: web
+    vip: 192.0.2.10
+    protocol: tcp
+    port: 80
+    backends:
+      - { address: 198.51.100.11, port: 8080 }
+      - { address: 198.51.100.12, port: 8080, weight: 2 }
+"""
+
+/// A real server on a socket in a fresh temporary directory, in front of a real in-process
+/// data plane (snapshots built by `makeSnapshot`).
+final class Harness {
+    let dir: String
+    let path: String
+    let target: InProcessTarget
+    let plane: ControlPlane
+    let server: ControlServer
+
+    init(configure: (inout ControlServerOptions) -> Void = { _ in }) throws {
+        var template = Array("/tmp/sluice-control-XXXXXX".utf8CString)
+        guard let made = mkdtemp(&template) else { throw ControlServerError(reason: "mkdtemp failed") }
+        dir = String(cString: made)
+        path = dir + "/sluiced.sock"
+        let config = try SluicedConfig.parse(yaml: baseYAML, file: "base.yaml")
+        target = try InProcessTarget(config: config,
+                                     portMACs: [MACAddress("02:00:00:00:00:01")!, MACAddress("02:00:00:00:00:02")!])
+        plane = ControlPlane(config: config, target: target)
+        var options = ControlServerOptions(path: path)
+        configure(&options)
+        server = ControlServer(options: options, plane: plane)
+        try server.start()
+    }
+
+    deinit {
+        server.stop()
+        rmdir(dir)
+    }
+
+    func client() throws -> ControlClient { try ControlClient(path: path, timeoutMilliseconds: 5000) }
+
+    /// The server's error for `method`, or a test failure if it succeeded.
+    func error(_ method: String, _ params: String) throws -> RPCError {
+        let c = try client()
+        let request = try JSONParser.parse(params)
+        do throws(ControlClientError) {
+            let result = try c.call(method, request)
+            Issue.record("\(method) \(params) succeeded: \(result.serialized)")
+            return RPCError(code: 0, message: "")
+        } catch {
+            guard case .server(let e) = error else { throw error }
+            return e
+        }
+    }
+
+    /// The state as `state.get` returns it, serialized (compared before and after errors).
+    func stateText() throws -> String { try client().call("state.get").serialized }
+}
+
+func json(_ text: String) throws -> JSONValue { try JSONParser.parse(text) }
+
+@Suite struct ControlMethods {
+    @Test func apiVersionListsEveryMethod() throws {
+        let h = try Harness()
+        let r = try h.client().call("api.version")
+        #expect(r["api"] == .string("1.0"))
+        #expect(r["methods"]?.arrayValue?.count == ControlPlane.methods.count)
+    }
+
+    @Test func stateGetRoundTripsThroughStateApply() throws {
+        let h = try Harness()
+        let c = try h.client()
+        let state = try c.call("state.get")
+        #expect(state["generation"] == .int(0))
+        #expect(state["services"]?.arrayValue?.first?["name"] == .string("web"))
+        // The same content under a new generation: accepted, nothing to rebuild.
+        guard case .object(var m) = state else { Issue.record("not an object"); return }
+        m[0].1 = .int(5)
+        let published = h.target.generation
+        let r = try c.call("state.apply", .object(m))
+        #expect(r["generation"] == .int(5))
+        #expect(r["changed"] == .bool(false))
+        #expect(h.target.generation == published)
+        // Again: idempotent.
+        let again = try c.call("state.apply", .object(m))
+        #expect(again["changed"] == .bool(false))
+        #expect(h.plane.generation == 5)
+    }
+
+    @Test func serviceAddUpdateDelete() throws {
+        let h = try Harness()
+        let c = try h.client()
+        let add = try c.call("service.add", json("""
+            {"name":"dns","vip":"192.0.2.10","protocol":"udp","port":53,"backends":[{"address":"198.51.100.21"}]}
+            """))
+        #expect(add["generation"] == .int(1))
+        #expect(h.target.snapshot.services.services.map(\.name) == ["web", "dns"])
+        #expect(h.target.snapshot.services.services[1].backends.first?.port == 53)
+        try c.call("service.update", json("""
+            {"name":"dns","vip":"192.0.2.10","protocol":"udp","port":53,"backends":[{"address":"198.51.100.22","weight":3}]}
+            """))
+        #expect(h.target.snapshot.services.services[1].backends.map(\.weight) == [3])
+        let list = try c.call("service.list", json(#"{"name":"dns"}"#))
+        #expect(list["services"]?.arrayValue?.first?["backends"]?.arrayValue?.first?["address"] == .string("198.51.100.22"))
+        try c.call("service.delete", json(#"{"name":"dns"}"#))
+        #expect(h.target.snapshot.services.services.map(\.name) == ["web"])
+        #expect(h.plane.generation == 3)
+    }
+
+    @Test func serviceErrorsNameTheFieldAndChangeNothing() throws {
+        let h = try Harness()
+        let before = try h.stateText()
+        let published = h.target.generation
+        let cases: [(String, String, Int, String)] = [
+            ("service.add", #"{"name":"web","vip":"192.0.2.10","protocol":"tcp","port":81,"backends":[]}"#, RPCError.conflict, "params.name"),
+            ("service.add", #"{"name":"web2","vip":"192.0.2.10","protocol":"tcp","port":80,"backends":[]}"#, RPCError.conflict, "params.port"),
+            ("service.add", #"{"name":"x","vip":"192.0.2.99","protocol":"tcp","port":80,"backends":[]}"#, RPCError.invalidParams, "params.vip"),
+            ("service.add", #"{"name":"x","vip":"192.0.2.10","protocol":"tcp","port":"81","backends":[]}"#, RPCError.invalidParams, "params.port"),
+            ("service.add", #"{"name":7,"vip":"192.0.2.10","protocol":"tcp","port":81,"backends":[]}"#, RPCError.invalidParams, "params.name"),
+            ("service.add", #"{"name":"x","vip":"192.0.2.10","protocol":"tcp","port":81,"backends":[],"color":"red"}"#, RPCError.invalidParams, "params.color"),
+            ("service.add", #"{"name":"x","vip":"192.0.2.10","protocol":"icmp","port":81,"backends":[]}"#, RPCError.invalidParams, "params.protocol"),
+            ("service.add", #"{"name":"x","vip":"192.0.2.10","protocol":"tcp","port":81}"#, RPCError.invalidParams, "params.backends"),
+            ("service.add", #"{"name":"x","vip":"192.0.2.10","protocol":"tcp","port":81,"backends":[{"address":"198.51.100.1","weight":65536}]}"#, RPCError.invalidParams, "params.backends[0].weight"),
+            ("service.add", #"{"name":"x","vip":"192.0.2.10","protocol":"tcp","port":81,"backends":[{"address":"198.51.100.300"}]}"#, RPCError.invalidParams, "params.backends[0].address"),
+            ("service.add", #"{"name":"x","vip":"192.0.2.10","protocol":"tcp","port":81,"backends":[{"address":"2001:db8:1::5"}]}"#, RPCError.invalidParams, "params.backends[0].address"),
+            ("service.add", #"{"name":"x","vip":"192.0.2.10","protocol":"tcp","port":81,"backends":[{"address":"198.51.100.5"},{"address":"198.51.100.5"}]}"#, RPCError.invalidParams, "params.backends[1]"),
+            ("service.add", #"{"name":"x","vip":"192.0.2.10","protocol":"tcp","port":81,"maglev_size":100,"backends":[]}"#, RPCError.invalidParams, "params.maglev_size"),
+            // Valid on its own, but no port or route reaches the backend: the data plane refuses.
+            ("service.add", #"{"name":"x","vip":"192.0.2.10","protocol":"tcp","port":81,"backends":[{"address":"203.0.113.5"}]}"#, RPCError.rejected, "services[1].backends[0].address"),
+            ("service.update", #"{"name":"nope","vip":"192.0.2.10","protocol":"tcp","port":81,"backends":[]}"#, RPCError.notFound, "params.name"),
+            ("service.delete", #"{"name":"nope"}"#, RPCError.notFound, "params.name"),
+            ("service.delete", #"{}"#, RPCError.invalidParams, "params.name"),
+            ("service.list", #"{"name":"nope"}"#, RPCError.notFound, "params.name"),
+        ]
+        for (method, params, code, field) in cases {
+            let e = try h.error(method, params)
+            #expect(e.code == code, "\(method) \(params): \(e)")
+            #expect(e.field == field, "\(method) \(params): \(e)")
+            #expect(e.message.contains(field), "message names the field: \(e.message)")
+        }
+        #expect(try h.stateText() == before)
+        #expect(h.target.generation == published)
+    }
+
+    @Test func backendAddUpdateDrainRemove() throws {
+        let h = try Harness()
+        let c = try h.client()
+        try c.call("backend.add", json(#"{"service":"web","backend":{"address":"198.51.100.13","port":8080}}"#))
+        #expect(h.target.snapshot.services.services[0].backends.count == 3)
+        try c.call("backend.update", json(#"{"service":"web","address":"198.51.100.13","weight":5}"#))
+        #expect(h.target.snapshot.services.services[0].backends[2].weight == 5)
+        // The same weight again changes nothing: no publication, no new generation.
+        let published = h.target.generation
+        let same = try c.call("backend.update", json(#"{"service":"web","address":"198.51.100.13","weight":5}"#))
+        #expect(same["generation"] == .int(2))
+        #expect(h.target.generation == published)
+        let drained = try c.call("backend.update", json(#"{"service":"web","address":"198.51.100.13","drain":true}"#))
+        #expect(drained["weight"] == .int(0))
+        #expect(h.target.snapshot.services.services[0].backends[2].weight == 0)
+        try c.call("backend.remove", json(#"{"service":"web","address":"198.51.100.13","port":8080}"#))
+        #expect(h.target.snapshot.services.services[0].backends.map(\.address) == [
+            IPv6Address(ipv4Mapped: 0xC633_640B), IPv6Address(ipv4Mapped: 0xC633_640C)])
+        #expect(h.plane.generation == 4)
+    }
+
+    @Test func backendErrors() throws {
+        let h = try Harness()
+        try h.client().call("backend.add", json(#"{"service":"web","backend":{"address":"198.51.100.11","port":9090}}"#))
+        let before = try h.stateText()
+        let cases: [(String, String, Int, String)] = [
+            ("backend.add", #"{"service":"web","backend":{"address":"198.51.100.11","port":8080}}"#, RPCError.conflict, "params.backend.address"),
+            ("backend.add", #"{"service":"nope","backend":{"address":"198.51.100.13"}}"#, RPCError.notFound, "params.service"),
+            ("backend.add", #"{"service":"web","backend":{"address":"bogus"}}"#, RPCError.invalidParams, "params.backend.address"),
+            ("backend.add", #"{"service":"web","backend":{"address":"198.51.100.13","vni":5}}"#, RPCError.invalidParams, "params.backend.vni"),
+            ("backend.add", #"{"service":"web"}"#, RPCError.invalidParams, "params.backend"),
+            ("backend.add", #"{"service":"web","backend":{"address":"203.0.113.9"}}"#, RPCError.rejected, "services[0].backends[3].address"),
+            ("backend.update", #"{"service":"web","address":"198.51.100.12","weight":-1}"#, RPCError.invalidParams, "params.weight"),
+            ("backend.update", #"{"service":"web","address":"198.51.100.12","weight":70000}"#, RPCError.invalidParams, "params.weight"),
+            ("backend.update", #"{"service":"web","address":"198.51.100.12","weight":1.5}"#, RPCError.invalidParams, "params.weight"),
+            ("backend.update", #"{"service":"web","address":"198.51.100.12"}"#, RPCError.invalidParams, "params.weight"),
+            ("backend.update", #"{"service":"web","address":"198.51.100.12","weight":1,"drain":true}"#, RPCError.invalidParams, "params.weight"),
+            ("backend.update", #"{"service":"web","address":"198.51.100.12","drain":"yes"}"#, RPCError.invalidParams, "params.drain"),
+            ("backend.update", #"{"service":"web","address":"198.51.100.12","drain":false}"#, RPCError.invalidParams, "params.drain"),
+            ("backend.update", #"{"service":"web","address":"198.51.100.99","weight":1}"#, RPCError.notFound, "params.address"),
+            // Two backends at .11 (ports 8080 and 9090): the port must say which.
+            ("backend.update", #"{"service":"web","address":"198.51.100.11","weight":1}"#, RPCError.invalidParams, "params.port"),
+            ("backend.remove", #"{"service":"web","address":"198.51.100.12","port":1}"#, RPCError.notFound, "params.address"),
+            ("backend.remove", #"{"service":"web","address":"198.51.100.11"}"#, RPCError.invalidParams, "params.port"),
+            ("backend.remove", #"{"address":"198.51.100.12"}"#, RPCError.invalidParams, "params.service"),
+        ]
+        for (method, params, code, field) in cases {
+            let e = try h.error(method, params)
+            #expect(e.code == code, "\(method) \(params): \(e)")
+            #expect(e.field == field, "\(method) \(params): \(e)")
+        }
+        #expect(try h.stateText() == before)
+    }
+
+    @Test func vipOwnAndDisown() throws {
+        let h = try Harness()
+        let c = try h.client()
+        try c.call("vip.own", json(#"{"address":"192.0.2.20","port":"lan0"}"#))
+        #expect(h.target.snapshot.ports[0].owned.ipv4Addresses.map(\.0).contains(IPv4Address("192.0.2.20")!))
+        try c.call("vip.own", json(#"{"address":"2001:db8::20","port":"lan1","mac":"02:00:00:00:00:20"}"#))
+        #expect(h.target.snapshot.ports[1].owned.ipv6Addresses.first?.1 == MACAddress("02:00:00:00:00:20"))
+        try c.call("vip.disown", json(#"{"address":"192.0.2.20"}"#))
+        #expect(!h.target.snapshot.ports[0].owned.ipv4Addresses.map(\.0).contains(IPv4Address("192.0.2.20")!))
+        let before = try h.stateText()
+        let cases: [(String, String, Int, String)] = [
+            ("vip.own", #"{"address":"192.0.2.10","port":"lan0"}"#, RPCError.conflict, "params.address"),
+            ("vip.own", #"{"address":"192.0.2.30","port":"wan9"}"#, RPCError.notFound, "params.port"),
+            ("vip.own", #"{"address":"224.0.0.1","port":"lan0"}"#, RPCError.invalidParams, "params.address"),
+            ("vip.own", #"{"address":"192.0.2.30","port":"lan0","mac":"01:00:5e:00:00:01"}"#, RPCError.invalidParams, "params.mac"),
+            ("vip.own", #"{"address":"192.0.2.30"}"#, RPCError.invalidParams, "params.port"),
+            ("vip.disown", #"{"address":"192.0.2.10"}"#, RPCError.conflict, "params.address"),
+            ("vip.disown", #"{"address":"192.0.2.99"}"#, RPCError.notFound, "params.address"),
+            ("vip.disown", #"{"address":"192.0.2.10","port":"lan1"}"#, RPCError.notFound, "params.address"),
+        ]
+        for (method, params, code, field) in cases {
+            let e = try h.error(method, params)
+            #expect(e.code == code, "\(method) \(params): \(e)")
+            #expect(e.field == field, "\(method) \(params): \(e)")
+        }
+        #expect(try h.stateText() == before)
+        // Once the service is gone its VIP can go.
+        try c.call("service.delete", json(#"{"name":"web"}"#))
+        try c.call("vip.disown", json(#"{"address":"192.0.2.10","port":"lan0"}"#))
+        #expect(h.target.snapshot.ports[0].owned.ipv4Addresses.map(\.0) == [IPv4Address("198.51.100.1")!])
+    }
+
+    @Test func stateApplyGenerations() throws {
+        let h = try Harness()
+        let c = try h.client()
+        let desired = """
+            {"generation":7,"vips":[{"address":"192.0.2.10","port":"lan0"},{"address":"192.0.2.11","port":"lan0"}],
+             "services":[{"name":"api","vip":"192.0.2.11","protocol":"tcp","port":443,"backends":[{"address":"198.51.100.31"}]}]}
+            """
+        let r = try c.call("state.apply", json(desired))
+        #expect(r["changed"] == .bool(true))
+        #expect(h.target.snapshot.services.services.map(\.name) == ["api"])
+        let published = h.target.generation
+        let same = try c.call("state.apply", json(desired))
+        #expect(same["changed"] == .bool(false))
+        #expect(h.target.generation == published)
+        let before = try h.stateText()
+        let cases: [(String, Int, String)] = [
+            (#"{"generation":6,"vips":[],"services":[]}"#, RPCError.conflict, "params.generation"),
+            (#"{"generation":7,"vips":[],"services":[]}"#, RPCError.conflict, "params.generation"),
+            (#"{"vips":[],"services":[]}"#, RPCError.invalidParams, "params.generation"),
+            (#"{"generation":-1,"vips":[],"services":[]}"#, RPCError.invalidParams, "params.generation"),
+            (#"{"generation":8,"vips":[{"address":"192.0.2.10","port":"lan0"}],"services":[{"name":"a","vip":"192.0.2.12","protocol":"tcp","port":1,"backends":[]}]}"#,
+             RPCError.invalidParams, "params.services[0].vip"),
+            (#"{"generation":8,"vips":[{"address":"192.0.2.10","port":"lan0"},{"address":"192.0.2.10","port":"lan0"}]}"#,
+             RPCError.invalidParams, "params.vips[1].address"),
+            (#"{"generation":8,"vips":[{"address":"192.0.2.10","port":"lan7"}]}"#, RPCError.invalidParams, "params.vips[0].port"),
+            (#"{"generation":8,"vips":[{"address":"192.0.2.10","port":"lan0"}],"services":[{"name":"a","vip":"192.0.2.10","protocol":"tcp","port":1,"backends":[{"address":"203.0.113.1"}]}]}"#,
+             RPCError.rejected, "services[0].backends[0].address"),
+            (#"{"generation":8,"extra":1}"#, RPCError.invalidParams, "params.extra"),
+        ]
+        for (params, code, field) in cases {
+            let e = try h.error("state.apply", params)
+            #expect(e.code == code, "\(params): \(e)")
+            #expect(e.field == field, "\(params): \(e)")
+        }
+        #expect(try h.stateText() == before)
+        #expect(h.target.generation == published)
+        // An incremental change moves the generation on by one.
+        try c.call("backend.update", json(#"{"service":"api","address":"198.51.100.31","weight":4}"#))
+        #expect(h.plane.generation == 8)
+    }
+
+    @Test func batchIsAllOrNothing() throws {
+        let h = try Harness()
+        let c = try h.client()
+        let before = try h.stateText()
+        let published = h.target.generation
+        try c.send(line: """
+            [{"jsonrpc":"2.0","id":1,"method":"backend.add","params":{"service":"web","backend":{"address":"198.51.100.13","port":8080}}},
+             {"jsonrpc":"2.0","id":2,"method":"backend.remove","params":{"service":"nope","address":"198.51.100.11"}}]
+            """.split(separator: "\n").joined())
+        let responses = try #require(c.readMessage()?.arrayValue)
+        #expect(responses.count == 2)
+        #expect(responses[0]["error"]?["code"] == .int(RPCError.batchAborted))
+        #expect(responses[1]["error"]?["code"] == .int(RPCError.notFound))
+        #expect(try h.stateText() == before)
+        #expect(h.target.generation == published)
+        // A good batch: published once, one generation.
+        try c.send(line: """
+            [{"jsonrpc":"2.0","id":1,"method":"backend.add","params":{"service":"web","backend":{"address":"198.51.100.13","port":8080}}},
+             {"jsonrpc":"2.0","id":2,"method":"backend.update","params":{"service":"web","address":"198.51.100.11","drain":true}},
+             {"jsonrpc":"2.0","method":"vip.own","params":{"address":"192.0.2.40","port":"lan0"}}]
+            """.split(separator: "\n").joined())
+        let ok = try #require(c.readMessage()?.arrayValue)
+        #expect(ok.count == 2)  // the notification gets no response
+        #expect(ok[0]["result"]?["generation"] == .int(1))
+        #expect(ok[1]["result"]?["generation"] == .int(1))
+        #expect(h.target.generation == published + 1)
+        #expect(h.target.snapshot.services.services[0].backends.map(\.weight) == [0, 2, 1])
+        #expect(h.plane.config.vips.count == 2)
+        // A data-plane refusal aborts the whole batch.
+        let mid = try h.stateText()
+        try c.send(line: """
+            [{"jsonrpc":"2.0","id":"a","method":"vip.own","params":{"address":"192.0.2.41","port":"lan0"}},\
+            {"jsonrpc":"2.0","id":"b","method":"backend.add","params":{"service":"web","backend":{"address":"203.0.113.8"}}}]
+            """)
+        let refused = try #require(c.readMessage()?.arrayValue)
+        #expect(refused.allSatisfy { $0["error"]?["code"] == .int(RPCError.rejected) })
+        #expect(try h.stateText() == mid)
+        // conntrack.flush cannot be undone, so it cannot join a batch.
+        try c.send(line: #"[{"jsonrpc":"2.0","id":1,"method":"conntrack.flush","params":{"all":true}},{"jsonrpc":"2.0","id":2,"method":"stats"}]"#)
+        let flush = try #require(c.readMessage()?.arrayValue)
+        #expect(flush[0]["error"]?["code"] == .int(RPCError.invalidRequest))
+        #expect(flush[1]["error"]?["code"] == .int(RPCError.batchAborted))
+    }
+
+    @Test func protocolErrors() throws {
+        let h = try Harness()
+        let c = try h.client()
+        let cases: [(String, Int, JSONValue)] = [
+            ("{", RPCError.parseError, .null),
+            (#"{"jsonrpc":"2.0","id":1,"method":"stats"} x"#, RPCError.parseError, .null),
+            (#"{"jsonrpc":"2.0","id":1,"id":2,"method":"stats"}"#, RPCError.parseError, .null),
+            (String(repeating: "[", count: 100), RPCError.parseError, .null),
+            ("[]", RPCError.invalidRequest, .null),
+            ("42", RPCError.invalidRequest, .null),
+            (#"{"jsonrpc":"1.0","id":1,"method":"stats"}"#, RPCError.invalidRequest, .int(1)),
+            (#"{"jsonrpc":"2.0","id":1}"#, RPCError.invalidRequest, .int(1)),
+            (#"{"jsonrpc":"2.0","id":{"a":1},"method":"stats"}"#, RPCError.invalidRequest, .null),
+            (#"{"jsonrpc":"2.0","id":1,"method":"stats","extra":1}"#, RPCError.invalidRequest, .int(1)),
+            (#"{"jsonrpc":"2.0","id":"x","method":"nope"}"#, RPCError.methodNotFound, .string("x")),
+            (#"{"jsonrpc":"2.0","id":3,"method":"stats","params":[1]}"#, RPCError.invalidParams, .int(3)),
+            (#"{"jsonrpc":"2.0","id":3,"method":"stats","params":{"x":1}}"#, RPCError.invalidParams, .int(3)),
+        ]
+        for (line, code, id) in cases {
+            try c.send(line: line)
+            let r = try #require(try c.readMessage())
+            #expect(r["error"]?["code"] == .int(code), "\(line) → \(r.serialized)")
+            #expect(r["id"] == id, "\(line) → \(r.serialized)")
+        }
+        // Invalid UTF-8 is a parse error too.
+        try c.send(raw: Array(#"{"jsonrpc":"2.0","id":1,"method":"st"#.utf8) + [0xFF, 0xFE] + Array("\"}\n".utf8))
+        #expect(try c.readMessage()?["error"]?["code"] == .int(RPCError.parseError))
+        // A notification gets no response: the next line answered is the next request's.
+        try c.send(line: #"{"jsonrpc":"2.0","method":"stats"}"#)
+        try c.send(line: #"{"jsonrpc":"2.0","id":9,"method":"api.version"}"#)
+        #expect(try c.readMessage()?["id"] == .int(9))
+    }
+
+    @Test func statsReportWorkersPortsDropsAndConntrack() throws {
+        let h = try Harness()
+        h.target.counters[0].add(.rxPackets, 5)
+        h.target.counters[1].add(.rxPackets, 7)
+        h.target.counters[1].countDrop(.noBackend, 3)
+        let r = try h.client().call("stats")
+        #expect(r["total"]?["rx_packets"] == .int(12))
+        #expect(r["total"]?["drops"]?["no_backend"] == .int(3))
+        #expect(r["workers"]?.arrayValue?.count == 2)
+        #expect(r["workers"]?.arrayValue?[1]["counters"]?["rx_packets"] == .int(7))
+        #expect(r["ports"]?.arrayValue?.map { $0["name"] } == [.string("lan0"), .string("lan1")])
+        #expect(r["conntrack"]?["capacity"] == .int(h.target.flows.view.slotCount))
+    }
+
+    /// Inserts forward flows from `clients` clients to (service 0, backend b) for each b.
+    func insertFlows(_ h: Harness, clients: Int, backends: [Int]) {
+        for c in 0..<clients {
+            for b in backends {
+                let key = ConntrackKey(ipv4Source: 0xCB00_7100 | UInt32(c), destination: 0xC000_020A,
+                                       sourcePort: UInt16(40000 + b), destinationPort: 80, protocol: 6)
+                let value = DataPlaneSnapshot.flowValue(service: 0, backend: b, vipPort: 80, ingress: 0)
+                _ = h.target.flows.view.insert(key, hash: key.hash(ConntrackHashSeed(7)), value: value,
+                                               event: .tcp(flags: 0x02), now: h.target.now)
+            }
+        }
+    }
+
+    @Test func conntrackCountListFlush() throws {
+        let h = try Harness()
+        insertFlows(h, clients: 10, backends: [0, 1])
+        let c = try h.client()
+        #expect(try c.call("conntrack.count")["count"] == .int(20))
+        #expect(try c.call("conntrack.count", json(#"{"backend":"198.51.100.12"}"#))["count"] == .int(10))
+        #expect(try c.call("conntrack.count", json(#"{"vip":"192.0.2.10","protocol":"tcp"}"#))["count"] == .int(20))
+        #expect(try c.call("conntrack.count", json(#"{"service":"web","protocol":"udp"}"#))["count"] == .int(0))
+        let list = try c.call("conntrack.list", json(#"{"backend":"198.51.100.11","limit":4}"#))
+        #expect(list["flows"]?.arrayValue?.count == 4)
+        #expect(list["truncated"] == .bool(true))
+        let flow = try #require(list["flows"]?.arrayValue?.first)
+        #expect(flow["service"] == .string("web"))
+        #expect(flow["backend"] == .string("198.51.100.11"))
+        #expect(flow["destination"] == .string("192.0.2.10"))
+        #expect(flow["protocol"] == .string("tcp"))
+        #expect(flow["state"] != nil)
+        let flushed = try c.call("conntrack.flush", json(#"{"backend":"198.51.100.11"}"#))
+        #expect(flushed["flushed"] == .int(10))
+        #expect(try c.call("conntrack.count")["count"] == .int(10))
+        for (method, params, field) in [
+            ("conntrack.flush", "{}", "params"),
+            ("conntrack.flush", #"{"all":true,"vip":"192.0.2.10"}"#, "params.all"),
+            ("conntrack.list", #"{"limit":0}"#, "params.limit"),
+            ("conntrack.list", #"{"limit":10001}"#, "params.limit"),
+            ("conntrack.count", #"{"protocol":"gre"}"#, "params.protocol"),
+            ("conntrack.count", #"{"backend":"nope"}"#, "params.backend"),
+            ("conntrack.count", #"{"vip":1}"#, "params.vip"),
+        ] {
+            let e = try h.error(method, params)
+            #expect(e.code == RPCError.invalidParams, "\(method) \(params): \(e)")
+            #expect(e.field == field, "\(method) \(params): \(e)")
+        }
+        #expect(try c.call("conntrack.flush", json(#"{"all":true}"#))["flushed"] == .int(10))
+        #expect(try c.call("conntrack.count")["count"] == .int(0))
+    }
+
+    /// A full-NAT return entry (zone 2) names its forward entry's slot, not a backend: its
+    /// service and backend are resolved through that entry.
+    @Test func fullNATReturnEntriesResolveThroughTheirForwardEntry() throws {
+        let h = try Harness()
+        let fwdKey = ConntrackKey(ipv4Source: 0xCB00_7105, destination: 0xC000_020A, sourcePort: 40000,
+                                  destinationPort: 80, protocol: 6)
+        let value = DataPlaneSnapshot.flowValue(service: 0, backend: 1, vipPort: 80, ingress: 0)
+        guard case .inserted(let forward) = h.target.flows.view.insert(
+            fwdKey, hash: fwdKey.hash(ConntrackHashSeed(7)), value: value, event: .tcp(flags: 0x02), now: h.target.now) else {
+            Issue.record("forward insert failed"); return
+        }
+        let retKey = ConntrackKey(ipv4Source: 0xC633_640C, destination: 0xC633_6464, sourcePort: 8080,
+                                  destinationPort: 2000, protocol: 6, zone: DataPlaneSnapshot.fullNATReturnFlowZone)
+        _ = h.target.flows.view.insert(retKey, hash: retKey.hash(ConntrackHashSeed(7)),
+                                       value: FlowValue(backend: UInt32(forward.slot), aux: UInt32(forward.generationTag)),
+                                       event: .tcp(flags: 0x12, reply: true), now: h.target.now)
+        let c = try h.client()
+        let list = try c.call("conntrack.list", json(#"{"backend":"198.51.100.12"}"#))
+        let flows = try #require(list["flows"]?.arrayValue)
+        #expect(flows.count == 2)
+        #expect(flows.allSatisfy { $0["service"] == .string("web") && $0["backend_port"] == .int(8080) })
+        #expect(flows.map { $0["direction"] } .contains(.string("reply")))
+        #expect(try c.call("conntrack.flush", json(#"{"backend":"198.51.100.12"}"#))["flushed"] == .int(2))
+        #expect(try c.call("conntrack.count")["count"] == .int(0))
+    }
+
+    @Test func neighborsList() throws {
+        let h = try Harness()
+        _ = h.target.neighbors.learn(ipv4: 0xC633_640B, mac: MACAddress("02:00:00:00:00:0b")!, now: 1)
+        let r = try h.client().call("neighbors.list")
+        let entry = try #require(r["neighbors"]?.arrayValue?.first { $0["address"] == .string("198.51.100.11") })
+        #expect(entry["mac"] == .string("02:00:00:00:00:0b"))
+    }
+
+    @Test func eventsStreamChangesAndCounters() throws {
+        let h = try Harness()
+        let subscriber = try h.client()
+        let r = try subscriber.call("events.subscribe", json(#"{"interval_ms":100}"#))
+        #expect(r["subscribed"] == .bool(true))
+        var sawStats = false
+        for _ in 0..<5 where !sawStats {
+            sawStats = try subscriber.nextNotification(timeoutMilliseconds: 2000)?["params"]?["type"] == .string("stats")
+        }
+        #expect(sawStats)
+        try h.client().call("backend.update", json(#"{"service":"web","address":"198.51.100.12","weight":9}"#))
+        var change: JSONValue?
+        for _ in 0..<20 {
+            let n = try subscriber.nextNotification(timeoutMilliseconds: 2000)
+            if n?["params"]?["type"] == .string("state") { change = n; break }
+        }
+        #expect(change?["params"]?["generation"] == .int(1))
+        #expect(change?["params"]?["changes"] == .array([.string("backend.update")]))
+        for params in [#"{"interval_ms":5}"#, #"{"interval_ms":"1000"}"#, #"{"stats":1}"#] {
+            #expect(try h.error("events.subscribe", params).code == RPCError.invalidParams)
+        }
+    }
+}
+
+@Suite struct ControlReload {
+    /// The daemon's SIGHUP path: a whole configuration through `withPlane`, published, the
+    /// generation moved on, subscribers told; a refused one changes nothing.
+    @Test func reloadGoesThroughThePlane() throws {
+        let h = try Harness()
+        let subscriber = try h.client()
+        try subscriber.call("events.subscribe", json(#"{"stats":false}"#))
+        var next = h.plane.config
+        next.services[0].backends.removeLast()
+        let published = try h.server.withPlane { plane throws(ConfigError) in try plane.replaceConfiguration(next, reason: "reload") }
+        #expect(published == h.target.generation)
+        #expect(h.plane.generation == 1)
+        #expect(h.target.snapshot.services.services[0].backendCount == 1)
+        let event = try #require(try subscriber.nextNotification(timeoutMilliseconds: 3000))
+        #expect(event["params"]?["changes"] == .array([.string("reload")]))
+        var bad = next
+        bad.services[0].backends[0].address = .v4(IPv4Address("203.0.113.1")!)
+        #expect(throws: ConfigError.self) {
+            try h.server.withPlane { plane throws(ConfigError) in try plane.replaceConfiguration(bad, reason: "reload") }
+        }
+        #expect(h.plane.config == next)
+        #expect(h.plane.generation == 1)
+    }
+}
+
+@Suite struct ControlLimits {
+    @Test func oversizedRequestIsRefusedAndDisconnected() throws {
+        let h = try Harness { $0.maxRequestBytes = 1000 }
+        let c = try h.client()
+        try c.send(raw: Array(repeating: UInt8(ascii: "x"), count: 3000))
+        let r = try #require(try c.readMessage())
+        #expect(r["error"]?["code"] == .int(RPCError.limitExceeded))
+        #expect(try c.readMessage() == nil)
+        // The server carries on for others, state untouched.
+        #expect(try h.client().call("state.get")["generation"] == .int(0))
+    }
+
+    @Test func tooManyClientsAreTurnedAway() throws {
+        let h = try Harness { $0.maxClients = 2 }
+        let a = try h.client(), b = try h.client()
+        try a.call("api.version")
+        try b.call("api.version")
+        let c = try h.client()
+        let r = try #require(try c.readMessage())
+        #expect(r["error"]?["code"] == .int(RPCError.limitExceeded))
+        #expect(try c.readMessage() == nil)
+        try a.call("api.version")
+    }
+
+    @Test func idleAndHalfWrittenClientsAreDisconnected() throws {
+        let h = try Harness { $0.idleTimeoutMilliseconds = 300 }
+        let idle = try h.client()
+        let half = try h.client()
+        try half.send(raw: Array(#"{"jsonrpc":"2.0","id":1,"meth"#.utf8))
+        for c in [idle, half] {
+            let r = try #require(try c.readMessage(timeoutMilliseconds: 3000))
+            #expect(r["error"]?["code"] == .int(RPCError.limitExceeded))
+            #expect(try c.readMessage(timeoutMilliseconds: 3000) == nil)
+        }
+        #expect(try h.client().call("api.version")["api"] == .string("1.0"))
+    }
+
+    /// A client that sends requests but never reads its responses: once the kernel buffers are
+    /// full and the server holds more than its output limit for it, it is cut off.
+    @Test func clientThatDoesNotReadIsDisconnected() throws {
+        let h = try Harness { $0.maxPendingOutputBytes = 64 << 10 }
+        let c = try h.client()
+        let request = Array(#"{"jsonrpc":"2.0","id":1,"method":"stats"}"#.utf8) + [UInt8(ascii: "\n")]
+        var sent = 0
+        do {
+            for _ in 0..<4000 {
+                try c.send(raw: request)
+                sent += 1
+            }
+        } catch {
+            // The server closed the connection while we were still sending: what we wanted.
+        }
+        var answered = 0
+        while let _ = try? c.readMessage(timeoutMilliseconds: 3000) { answered += 1 }
+        #expect(answered < sent, "answered \(answered) of \(sent): the non-reading client was never cut off")
+        #expect(try h.client().call("api.version")["api"] == .string("1.0"))
+    }
+
+    @Test func peerCredentialsAreChecked() throws {
+        let h = try Harness { $0.owner = 4242; $0.group = 4343 }
+        #expect(h.server.isAllowed(.init(pid: 1, uid: 0, gid: 0)))
+        #expect(h.server.isAllowed(.init(pid: 1, uid: 4242, gid: 1)))
+        #expect(h.server.isAllowed(.init(pid: 1, uid: 1000, gid: 4343)))
+        #expect(!h.server.isAllowed(.init(pid: Int32.max, uid: 65534, gid: 65534)))
+        // The socket file carries the configured owner, group and mode (tests run as root).
+        var st = stat()
+        #expect(stat(h.path, &st) == 0)
+        #expect(st.st_mode & 0o777 == 0o660)
+        if geteuid() == 0 {
+            #expect(st.st_uid == 4242)
+            #expect(st.st_gid == 4343)
+        }
+        // Our own credentials, read over a real connection.
+        let c = try h.client()
+        _ = c
+        var fds: [Int32] = [0, 0]
+        #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0)
+        let cred = try #require(ControlServer.peerCredentials(fds[0]))
+        #expect(cred.uid == geteuid())
+        #expect(cred.pid == getpid())
+        close(fds[0]); close(fds[1])
+    }
+
+    @Test func staleSocketIsReplacedLiveOneRefused() throws {
+        let h = try Harness()
+        let second = ControlServer(options: ControlServerOptions(path: h.path), plane: h.plane)
+        #expect(throws: ControlServerError.self) { try second.start() }
+        // A leftover socket file with nobody behind it is replaced.
+        h.server.stop()
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = try #require(ControlServer.address(h.path))
+        _ = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        close(fd)
+        let third = ControlServer(options: ControlServerOptions(path: h.path), plane: h.plane)
+        try third.start()
+        #expect(try ControlClient(path: h.path).call("api.version")["api"] == .string("1.0"))
+        third.stop()
+    }
+}
+
+@Suite struct JSONStrictness {
+    @Test func parsesAndSerializes() throws {
+        let v = try JSONParser.parse(#" {"a":[1,-2.5e3,true,false,null,"x\"\\\/\b\f\n\r\t\u00e9\ud83d\ude00"]} "#)
+        #expect(v["a"]?.arrayValue?.count == 6)
+        #expect(v["a"]?.arrayValue?[5] == .string("x\"\\/\u{08}\u{0C}\n\r\té😀"))
+        #expect(try JSONParser.parse(v.serialized) == v)
+    }
+
+    @Test func rejectsWhatIsNotJSON() {
+        for text in ["", "{", "[1,]", "{\"a\":1,}", "01", "1.", "-", "+1", "tru", "\"\\x\"", "\"\\ud800\"", "\"a\u{01}\"",
+                     "{\"a\":1}{", "{'a':1}", "NaN", "[1 2]", "{\"a\" 1}", "\"\\udc00\""] {
+            #expect(throws: JSONParseError.self, "\(text)") { try JSONParser.parse(text) }
+        }
+    }
+}
