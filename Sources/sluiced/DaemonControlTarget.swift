@@ -27,7 +27,7 @@ final class DaemonControlTarget: ControlTarget {
 
     func publish(_ config: SluicedConfig) throws(ConfigError) -> UInt64 {
         let next = try config.makeSnapshot(portMACs: ports.map(\.mac), file: "state", previous: resources.snapshot)
-        for (address, mac) in config.neighbors { resources.neighbors.learn(address.mapped, mac: mac, now: 0) }
+        for (address, mac) in config.neighbors { resources.neighbors.learn(address.mapped, mac: mac, now: 0, permanent: true) }
         return resources.publish(next)
     }
 
