@@ -94,20 +94,22 @@ public final class PipelineResources: @unchecked Sendable {
     /// is not a worker; concurrent calls are serialised.
     @discardableResult
     public func publish(_ next: DataPlaneSnapshot) -> UInt64 {
-        let (old, generation) = published.withLock { state -> (DataPlaneSnapshot, UInt64) in
+        // The swap and the token under the lock; the wait outside it, so that readers of
+        // `snapshot` / `generation` (metrics, telemetry) never wait for the workers. Each old
+        // snapshot is released only after a token taken after it stopped being current.
+        let (old, generation, token) = published.withLock { state -> (DataPlaneSnapshot, UInt64, UInt64) in
             state.parked.removeAll { sl_rcu_passed(rcu, $0.token) }
             let old = state.snapshot
             state.snapshot = next
             state.generation &+= 1
             current.store(Unmanaged.passUnretained(next).toOpaque(), ordering: .releasing)
-            let token = sl_rcu_start(rcu)
-            if !PipelineResources.wait(rcu, token: token) {
-                // Kept alive until that token passes (checked at the next publication).
-                state.parked.append((token, old))
-                Log.error("snapshot generation \(state.generation &- 1): a worker has not passed a quiescent state "
-                          + "in \(PipelineResources.quiescenceWaitNanoseconds / 1_000_000) ms; kept until it does")
-            }
-            return (old, state.generation)
+            return (old, state.generation, sl_rcu_start(rcu))
+        }
+        if !PipelineResources.wait(rcu, token: token) {
+            // Kept alive until that token passes (checked at the next publication).
+            published.withLock { $0.parked.append((token, old)) }
+            Log.error("snapshot generation \(generation &- 1): a worker has not passed a quiescent state "
+                      + "in \(PipelineResources.quiescenceWaitNanoseconds / 1_000_000) ms; kept until it does")
         }
         let owed = PipelineResources.newlyOwned(old: old, new: next)
         if !owed.isEmpty { pendingAnnouncements.withLock { $0.append(contentsOf: owed) } }
@@ -119,12 +121,16 @@ public final class PipelineResources: @unchecked Sendable {
     /// wait limit is reached (false). Workers pass one per loop iteration, so this normally
     /// returns within microseconds.
     static func wait(_ rcu: OpaquePointer, token: UInt64) -> Bool {
-        var waited = 0
+        func nanoseconds() -> Int {
+            var t = timespec()
+            clock_gettime(CLOCK_MONOTONIC, &t)
+            return t.tv_sec * 1_000_000_000 + t.tv_nsec
+        }
+        let deadline = nanoseconds() + quiescenceWaitNanoseconds
         var pause = timespec(tv_sec: 0, tv_nsec: 20_000)
         while !sl_rcu_passed(rcu, token) {
-            guard waited < quiescenceWaitNanoseconds else { return false }
+            guard nanoseconds() < deadline else { return false }
             nanosleep(&pause, nil)
-            waited += 20_000
         }
         return true
     }

@@ -94,14 +94,21 @@ public enum TelemetryCommands {
               + counterEntries({ w[$0] }, { w[$0] }, { w[$0] }))
     }
 
-    /// Backends as parallel arrays (22.11 nests one level only), at most 512.
+    /// Backends in one reply: DPDK 22.11 silently cuts a reply at 16 KiB of JSON; a backend
+    /// costs at most ~120 bytes there (an IPv6 address and port, three 20-digit counters, the
+    /// quotes and commas), so 128 of them and the service's fields fit. The HTTP endpoint has all.
+    public static let maxBackendsPerReply = 128
+
+    /// Backends as parallel arrays (22.11 nests one level only), at most `maxBackendsPerReply`;
+    /// `backends_total` says how many the service has.
     static func service(_ s: ServiceSample) -> TelemetryReply {
         let t = s.totals
-        let backends = s.backends.prefix(TelemetryReply.maxArrayEntries)
+        let backends = s.backends.prefix(min(TelemetryReply.maxArrayEntries, maxBackendsPerReply))
         return .dict([
             ("name", .string(s.name)), ("vip", .string(s.vip)), ("protocol", .string(s.protocol)),
             ("port", .u64(UInt64(s.port))), ("mode", .string(s.mode)),
             ("packets", .u64(t.packets)), ("bytes", .u64(t.bytes)), ("new_flows", .u64(t.newFlows)),
+            ("backends_total", .u64(UInt64(s.backends.count))),
             ("backends", .stringArray(backends.map(\.address))),
             ("backend_packets", .u64Array(backends.map(\.counts.packets))),
             ("backend_bytes", .u64Array(backends.map(\.counts.bytes))),

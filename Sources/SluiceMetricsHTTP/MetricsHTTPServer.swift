@@ -29,6 +29,8 @@ public final class MetricsHTTPServer: Sendable {
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 64)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            // Unwritable once 1 MiB of answers wait unread (a few scrapes): see `channelRead`.
+            .childChannelOption(.writeBufferWaterMark, value: .init(low: 256 << 10, high: 1 << 20))
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
@@ -100,6 +102,12 @@ final class MetricsRequestHandler: ChannelInboundHandler {
         case .head(let h): head = h
         case .body: break
         case .end:
+            // A client that pipelines requests without reading the answers: the unread answers
+            // would pile up in memory. Past the write buffer's high watermark it is cut off.
+            guard context.channel.isWritable else {
+                context.close(promise: nil)
+                return
+            }
             if let head { respond(context, head) }
             head = nil
         }

@@ -190,7 +190,9 @@ final class Daemon {
         guard config.control.enabled else { return }
         do throws(ControlServerError) {
             let options = try ControlServerOptions(config.control)
-            let target = DaemonControlTarget(resources: resources, ports: ports, workers: workers)
+            // `metrics` is read at each publication: it may start after the control socket.
+            let target = DaemonControlTarget(resources: resources, ports: ports, workers: workers,
+                                             willPublish: { [weak self] in self?.metrics?.willPublish($0) })
             let server = ControlServer(options: options, plane: ControlPlane(config: config, target: target))
             try server.start()
             control = server

@@ -12,11 +12,15 @@ final class DaemonControlTarget: ControlTarget {
     let resources: PipelineResources
     let ports: [Port]
     let workers: [Worker]
+    /// Called with each snapshot just before it is published (the metrics' counter baselines).
+    let willPublish: (DataPlaneSnapshot) -> Void
 
-    init(resources: PipelineResources, ports: [Port], workers: [Worker]) {
+    init(resources: PipelineResources, ports: [Port], workers: [Worker],
+         willPublish: @escaping (DataPlaneSnapshot) -> Void = { _ in }) {
         self.resources = resources
         self.ports = ports
         self.workers = workers
+        self.willPublish = willPublish
     }
 
     var snapshot: DataPlaneSnapshot { resources.snapshot }
@@ -28,6 +32,7 @@ final class DaemonControlTarget: ControlTarget {
     func publish(_ config: SluicedConfig) throws(ConfigError) -> UInt64 {
         let next = try config.makeSnapshot(portMACs: ports.map(\.mac), file: "state", previous: resources.snapshot)
         for (address, mac) in config.neighbors { resources.neighbors.learn(address.mapped, mac: mac, now: 0, permanent: true) }
+        willPublish(next)
         return resources.publish(next)
     }
 
