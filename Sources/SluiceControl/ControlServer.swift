@@ -89,6 +89,9 @@ public final class ControlServer: @unchecked Sendable {
     /// daemon's SIGHUP reload). `pendingEvents` is only touched with it held.
     private let planeLock = Mutex(())
     private var pendingEvents: [JSONValue] = []
+    /// The most output ever waiting for one client (what the output limits bound; tests read it).
+    private let peakPending = Atomic<Int>(0)
+    public var peakPendingOutput: Int { peakPending.load(ordering: .relaxed) }
 
     final class Client {
         /// -1 once closed.
@@ -458,10 +461,23 @@ public final class ControlServer: @unchecked Sendable {
                 if !line.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) {
                     // A local copy: the change broadcast inside `handle` reads every client's session.
                     var session = c.session
-                    let response = planeLock.withLock { _ in plane.handle(line: line, session: &session) }
+                    let limit = options.maxPendingOutputBytes
+                    let outcome = planeLock.withLock { _ -> Result<JSONValue?, RPCError> in
+                        do throws(RPCError) {
+                            return .success(try plane.handle(line: line, session: &session, maxResponseBytes: limit))
+                        } catch {
+                            return .failure(error)
+                        }
+                    }
                     if c.session.subscription == nil && session.subscription != nil { c.nextStats = 0 }
                     c.session = session
-                    if let response { send(response, to: c) }
+                    switch outcome {
+                    case .success(let response?): send(response, to: c)
+                    case .success(nil): break
+                    case .failure(let error):
+                        fatal(error, to: c)
+                        return false
+                    }
                 }
                 if c.closing || c.fd < 0 { return false }
             }
@@ -492,6 +508,7 @@ public final class ControlServer: @unchecked Sendable {
     private func send(_ message: JSONValue, to c: Client) {
         guard c.fd >= 0 else { return }
         c.output.append(contentsOf: (message.serialized + "\n").utf8)
+        if c.pending > peakPending.load(ordering: .relaxed) { peakPending.store(c.pending, ordering: .relaxed) }
         flush(c)
     }
 

@@ -82,6 +82,37 @@ public enum JSONValue: Sendable, Equatable {
         }
     }
 
+    /// The length in bytes of `serialized`, computed without building it (the control plane
+    /// checks a response against the output limit while it is still being assembled).
+    public var serializedByteCount: Int {
+        switch self {
+        case .null: 4
+        case .bool(let b): b ? 4 : 5
+        case .number(let n): n.utf8.count
+        case .string(let s): JSONValue.stringByteCount(s)
+        case .array(let items): items.reduce(2 + max(0, items.count - 1)) { $0 + $1.serializedByteCount }
+        case .object(let members):
+            members.reduce(2 + max(0, members.count - 1)) { $0 + JSONValue.stringByteCount($1.0) + 1 + $1.1.serializedByteCount }
+        }
+    }
+
+    /// Bytes `writeString` produces for `s` (quotes and escapes included).
+    static func stringByteCount(_ s: String) -> Int {
+        var n = 2
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\"", "\\", "\n", "\r", "\t": n += 2
+            default:
+                if scalar.value < 0x20 || scalar.value == 0x2028 || scalar.value == 0x2029 {
+                    n += 6
+                } else {
+                    n += UTF8.width(scalar)
+                }
+            }
+        }
+        return n
+    }
+
     static func writeString(_ s: String, to out: inout String) {
         out += "\""
         for scalar in s.unicodeScalars {

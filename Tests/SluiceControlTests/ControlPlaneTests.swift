@@ -527,6 +527,35 @@ func json(_ text: String) throws -> JSONValue { try JSONParser.parse(text) }
         #expect(try h.client().call("state.get")["generation"] == .int(0))
     }
 
+    /// One line may not make the server build more than its output limit: a batch of big
+    /// `conntrack.list`s is cut off at the limit (-32006, nothing applied, connection closed),
+    /// and a batch holds at most `maxBatchRequests` requests.
+    @Test func batchResponseIsBoundedByTheOutputLimit() throws {
+        let limit = 64 << 10
+        let h = try Harness { $0.maxPendingOutputBytes = limit }
+        ControlMethods().insertFlows(h, clients: 20, backends: [0, 1])
+        let c = try h.client()
+        let own = #"{"jsonrpc":"2.0","id":0,"method":"vip.own","params":{"address":"192.0.2.50","port":"lan0"}}"#
+        let list = #"{"jsonrpc":"2.0","id":1,"method":"conntrack.list","params":{"limit":10000}}"#
+        try c.send(line: "[" + ([own] + Array(repeating: list, count: 200)).joined(separator: ",") + "]")
+        let r = try #require(try c.readMessage())
+        #expect(r["error"]?["code"] == .int(RPCError.limitExceeded), "\(r.serialized.prefix(300))")
+        #expect(r["error"]?["message"]?.stringValue?.contains("\(limit) bytes") == true)
+        #expect(try c.readMessage() == nil)
+        #expect(h.plane.generation == 0)
+        #expect(h.plane.config.vips.count == 1)
+        #expect(h.server.peakPendingOutput <= 2 * limit)
+        // Too many requests in one batch: refused as a whole, the connection stays.
+        let d = try h.client()
+        let version = #"{"jsonrpc":"2.0","id":1,"method":"conntrack.count"}"#
+        try d.send(line: "[" + Array(repeating: version, count: ControlPlane.maxBatchRequests + 1).joined(separator: ",") + "]")
+        let refused = try #require(try d.readMessage())
+        #expect(refused["error"]?["code"] == .int(RPCError.invalidRequest))
+        #expect(refused["error"]?["message"]?.stringValue?.contains("at most \(ControlPlane.maxBatchRequests)") == true)
+        try d.send(line: "[" + Array(repeating: version, count: ControlPlane.maxBatchRequests).joined(separator: ",") + "]")
+        #expect(try d.readMessage()?.arrayValue?.count == ControlPlane.maxBatchRequests)
+    }
+
     @Test func tooManyClientsAreTurnedAway() throws {
         let h = try Harness { $0.maxClients = 2 }
         let a = try h.client(), b = try h.client()
@@ -623,6 +652,10 @@ func json(_ text: String) throws -> JSONValue { try JSONParser.parse(text) }
         #expect(v["a"]?.arrayValue?.count == 6)
         #expect(v["a"]?.arrayValue?[5] == .string("x\"\\/\u{08}\u{0C}\n\r\té😀"))
         #expect(try JSONParser.parse(v.serialized) == v)
+        let escaped = JSONValue.object([("k\u{2028}", .array([.string("\u{01}\u{7f}é😀\t"), .null, .bool(false), .int(-12)]))])
+        for value in [v, escaped, .array([]), .object([])] {
+            #expect(value.serializedByteCount == value.serialized.utf8.count)
+        }
     }
 
     @Test func rejectsWhatIsNotJSON() {
