@@ -285,7 +285,8 @@ public final class ControlServer: @unchecked Sendable {
             fds.append(pollfd(fd: listener, events: Int16(POLLIN), revents: 0))
             var timeout: UInt64 = 1000
             for c in clients {
-                var events = Int16(POLLIN)
+                // No more requests from a client while it has more than the output limit unread.
+                var events = c.pending > options.maxPendingOutputBytes ? Int16(0) : Int16(POLLIN)
                 if c.pending > 0 { events |= Int16(POLLOUT) }
                 if c.closing { events = Int16(POLLOUT) }
                 fds.append(pollfd(fd: c.fd, events: events, revents: 0))
@@ -427,21 +428,19 @@ public final class ControlServer: @unchecked Sendable {
 
     // MARK: - Per connection
 
+    /// One recv per poll round: a client that keeps sending cannot hold the thread from the
+    /// others, the idle limits and `withPlane`.
     private func receive(_ c: Client) {
         var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { recv(c.fd, $0.baseAddress, $0.count, 0) }
-            if n == 0 { drop(c); return }
-            if n < 0 {
-                if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR { break }
-                drop(c)
-                return
-            }
-            let scanFrom = c.input.count
-            c.input.append(contentsOf: chunk[0..<n])
-            if !processLines(c, scanFrom: scanFrom) { return }
-            if n < chunk.count { break }
+        let n = chunk.withUnsafeMutableBytes { recv(c.fd, $0.baseAddress, $0.count, 0) }
+        if n == 0 { drop(c); return }
+        if n < 0 {
+            if errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR { drop(c) }
+            return
         }
+        let scanFrom = c.input.count
+        c.input.append(contentsOf: chunk[0..<n])
+        _ = processLines(c, scanFrom: scanFrom)
     }
 
     /// Handles every complete line in the input buffer. False when the connection is done.
@@ -472,7 +471,14 @@ public final class ControlServer: @unchecked Sendable {
                     if c.session.subscription == nil && session.subscription != nil { c.nextStats = 0 }
                     c.session = session
                     switch outcome {
-                    case .success(let response?): send(response, to: c)
+                    case .success(let response?):
+                        send(response, to: c)
+                        // A client that sends without reading is cut off as soon as it is past
+                        // the limit, not after the rest of what it sent has been answered.
+                        if c.pending > options.maxPendingOutputBytes {
+                            drop(c)
+                            return false
+                        }
                     case .success(nil): break
                     case .failure(let error):
                         fatal(error, to: c)

@@ -599,6 +599,9 @@ func json(_ text: String) throws -> JSONValue { try JSONParser.parse(text) }
         var answered = 0
         while let _ = try? c.readMessage(timeoutMilliseconds: 3000) { answered += 1 }
         #expect(answered < sent, "answered \(answered) of \(sent): the non-reading client was never cut off")
+        // What the server held for it stayed within the limit plus one response (itself at
+        // most the limit), however much the client sent.
+        #expect(h.server.peakPendingOutput <= 2 * (64 << 10), "peak output \(h.server.peakPendingOutput) bytes")
         #expect(try h.client().call("api.version")["api"] == .string("1.0"))
     }
 
