@@ -144,6 +144,15 @@ public final class ControlPlane {
         var outcomes: [(id: JSONValue?, result: Result<JSONValue, RPCError>, mutating: Bool)] = []
         var failedAt: Int?
         var subscribed: Subscription?
+        // state.apply is idempotent by its generation: a retry of the same apply must find
+        // exactly its content. Another change in its batch would commit under its generation
+        // with other content, so a batch holding state.apply may hold no other change.
+        let changing = items.compactMap { item -> String? in
+            guard case .string(let m)? = item["method"], !ControlPlane.readOnly.contains(m),
+                  ControlPlane.methods.contains(m) else { return nil }
+            return m
+        }
+        let applyNotAlone = changing.contains("state.apply") && changing.count > 1
         for (index, item) in items.enumerated() {
             switch ControlPlane.request(item) {
             case .failure(let e):
@@ -158,6 +167,12 @@ public final class ControlPlane {
                 // A flush acts at once and cannot be undone: it would break the batch's all-or-nothing.
                 outcomes.append((request.id, .failure(RPCError(code: RPCError.invalidRequest,
                     message: "method: conntrack.flush cannot be part of a batch (it cannot be undone)", field: "method")), false))
+                failedAt = failedAt ?? index
+            case .success(let request) where applyNotAlone && !ControlPlane.readOnly.contains(request.method):
+                outcomes.append((request.id, .failure(RPCError(code: RPCError.invalidRequest,
+                    message: "method: this batch holds state.apply and \(changing.count - 1) other state change(s); "
+                        + "state.apply must be the only change of its batch (its generation names exactly its content)",
+                    field: "method")), false))
                 failedAt = failedAt ?? index
             case .success(let request):
                 let mutating = !ControlPlane.readOnly.contains(request.method)

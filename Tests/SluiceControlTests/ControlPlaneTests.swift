@@ -335,6 +335,36 @@ func json(_ text: String) throws -> JSONValue { try JSONParser.parse(text) }
         #expect(flush[1]["error"]?["code"] == .int(RPCError.batchAborted))
     }
 
+    /// A batch with state.apply and another change would commit the apply's generation with
+    /// other content, and a retry of the same apply would then be refused: such a batch is
+    /// refused whole, and state.apply with read-only requests still works.
+    @Test func stateApplyIsTheOnlyChangeOfItsBatch() throws {
+        let h = try Harness()
+        let c = try h.client()
+        let apply = #"{"jsonrpc":"2.0","id":1,"method":"state.apply","params":{"generation":5,"vips":[{"address":"192.0.2.10","port":"lan0"}],"services":[]}}"#
+        let own = #"{"jsonrpc":"2.0","id":2,"method":"vip.own","params":{"address":"192.0.2.60","port":"lan0"}}"#
+        try c.send(line: "[\(apply),\(own)]")
+        let refused = try #require(c.readMessage()?.arrayValue)
+        #expect(refused.count == 2)
+        for r in refused {
+            #expect(r["error"]?["code"] == .int(RPCError.invalidRequest), "\(r.serialized)")
+            #expect(r["error"]?["message"]?.stringValue?.contains("state.apply must be the only change of its batch") == true)
+        }
+        #expect(h.plane.generation == 0)
+        #expect(h.plane.config.vips.count == 1)
+        // Two applies in one batch are refused too.
+        try c.send(line: "[\(apply),\(apply)]")
+        #expect(try #require(c.readMessage()?.arrayValue).allSatisfy { $0["error"]?["code"] == .int(RPCError.invalidRequest) })
+        // With read-only requests it is fine, and a retry of it is idempotent.
+        let get = #"{"jsonrpc":"2.0","id":3,"method":"state.get"}"#
+        try c.send(line: "[\(apply),\(get)]")
+        let ok = try #require(c.readMessage()?.arrayValue)
+        #expect(ok[0]["result"]?["generation"] == .int(5))
+        #expect(ok[1]["result"] != nil)
+        try c.send(line: apply)
+        #expect(try c.readMessage()?["result"]?["changed"] == .bool(false))
+    }
+
     @Test func protocolErrors() throws {
         let h = try Harness()
         let c = try h.client()
