@@ -158,9 +158,16 @@ public struct JSONParseError: Error, Equatable, CustomStringConvertible {
 }
 
 /// A strict RFC 8259 parser over UTF-8 bytes: one value, optional surrounding white space,
-/// nothing after it; nesting depth bounded (no stack exhaustion from `[[[[…`).
+/// nothing after it; nesting depth bounded (no stack exhaustion from `[[[[…`), members of an
+/// object and items of an array bounded, duplicate names found through a set (parsing stays
+/// linear in the input, so a hostile line cannot hold the control thread).
 public struct JSONParser {
     public static let maxDepth = 64
+    /// Most members of one object: no request or response object has more than a few dozen.
+    public static let maxMembers = 10_000
+    /// Most items of one array: above the largest valid one (a service's 65534 backends, in
+    /// state.apply or state.get), so every state the configuration allows still round-trips.
+    public static let maxItems = 65_536
 
     let bytes: [UInt8]
     var i = 0
@@ -201,14 +208,18 @@ public struct JSONParser {
         case UInt8(ascii: "{"):
             i += 1
             var members: [(String, JSONValue)] = []
+            var names = Set<String>()
             skipSpace()
             if i < bytes.count, bytes[i] == UInt8(ascii: "}") { i += 1; return .object(members) }
             while true {
                 skipSpace()
                 guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { throw fail("expected a member name") }
                 let keyAt = i
+                guard members.count < JSONParser.maxMembers else {
+                    throw fail("object with more than \(JSONParser.maxMembers) members")
+                }
                 let key = try string()
-                guard !members.contains(where: { $0.0 == key }) else {
+                guard names.insert(key).inserted else {
                     throw JSONParseError(reason: "duplicate member '\(key)'", offset: keyAt)
                 }
                 skipSpace()
@@ -229,6 +240,9 @@ public struct JSONParser {
             if i < bytes.count, bytes[i] == UInt8(ascii: "]") { i += 1; return .array(items) }
             while true {
                 skipSpace()
+                guard items.count < JSONParser.maxItems else {
+                    throw fail("array with more than \(JSONParser.maxItems) items")
+                }
                 items.append(try value(depth: depth + 1))
                 skipSpace()
                 guard i < bytes.count else { throw fail("unexpected end of input") }

@@ -691,6 +691,50 @@ func json(_ text: String) throws -> JSONValue { try JSONParser.parse(text) }
         }
     }
 
+    /// Members and items are bounded and duplicates found through a set, so a hostile line's
+    /// parse stays short: past the bounds it is an error naming the bound (asserted here, not
+    /// timed), and a big object of distinct members parses.
+    @Test func membersAndItemsAreBounded() throws {
+        func object(_ n: Int) -> String {
+            "{" + (0..<n).map { "\"k\($0)\":\($0)" }.joined(separator: ",") + "}"
+        }
+        #expect(try JSONParser.parse(object(JSONParser.maxMembers)).objectValue?.count == JSONParser.maxMembers)
+        #expect(throws: JSONParseError.self) { try JSONParser.parse(object(JSONParser.maxMembers + 1)) }
+        do {
+            _ = try JSONParser.parse(object(20_000))
+            Issue.record("an object of 20000 members parsed")
+        } catch {
+            #expect(error.reason == "object with more than \(JSONParser.maxMembers) members")
+        }
+        let items = "[" + Array(repeating: "0", count: JSONParser.maxItems).joined(separator: ",")
+        #expect(try JSONParser.parse(items + "]").arrayValue?.count == JSONParser.maxItems)
+        do {
+            _ = try JSONParser.parse(items + ",0]")
+            Issue.record("an array of \(JSONParser.maxItems + 1) items parsed")
+        } catch {
+            #expect(error.reason == "array with more than \(JSONParser.maxItems) items")
+        }
+        // Duplicates are still found, however far apart.
+        do {
+            _ = try JSONParser.parse(String(object(5000).dropLast()) + #","k17":1}"#)
+            Issue.record("a duplicate member parsed")
+        } catch {
+            #expect(error.reason == "duplicate member 'k17'")
+        }
+    }
+
+    /// Over the socket: a parse error (-32700) naming the bound; the server carries on.
+    @Test func tooManyMembersIsAParseErrorOverTheSocket() throws {
+        let h = try Harness()
+        let c = try h.client()
+        let params = (0..<20_000).map { "\"k\($0)\":1" }.joined(separator: ",")
+        try c.send(line: #"{"jsonrpc":"2.0","id":1,"method":"stats","params":{"# + params + "}}")
+        let r = try #require(try c.readMessage())
+        #expect(r["error"]?["code"] == .int(RPCError.parseError))
+        #expect(r["error"]?["message"]?.stringValue?.contains("more than \(JSONParser.maxMembers) members") == true)
+        #expect(try c.call("api.version")["api"] == .string("1.0"))
+    }
+
     @Test func rejectsWhatIsNotJSON() {
         for text in ["", "{", "[1,]", "{\"a\":1,}", "01", "1.", "-", "+1", "tru", "\"\\x\"", "\"\\ud800\"", "\"a\u{01}\"",
                      "{\"a\":1}{", "{'a':1}", "NaN", "[1 2]", "{\"a\" 1}", "\"\\udc00\""] {
