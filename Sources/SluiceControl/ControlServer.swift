@@ -456,8 +456,9 @@ public final class ControlServer: @unchecked Sendable {
                     tooLarge(c)
                     return false
                 }
-                c.deadline = ControlServer.monotonicMilliseconds() + UInt64(options.idleTimeoutMilliseconds)
                 if !line.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) {
+                    // Only a request keeps a connection alive: blank lines do not hold a slot.
+                    c.deadline = ControlServer.monotonicMilliseconds() + UInt64(options.idleTimeoutMilliseconds)
                     // A local copy: the change broadcast inside `handle` reads every client's session.
                     var session = c.session
                     let limit = options.maxPendingOutputBytes

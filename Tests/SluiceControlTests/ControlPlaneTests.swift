@@ -611,6 +611,21 @@ func json(_ text: String) throws -> JSONValue { try JSONParser.parse(text) }
         #expect(try h.client().call("api.version")["api"] == .string("1.0"))
     }
 
+    /// Blank lines are not requests: a client that sends only those is idle and is closed.
+    @Test func blankLinesDoNotKeepAConnection() throws {
+        let h = try Harness { $0.idleTimeoutMilliseconds = 300 }
+        let c = try h.client()
+        let end = ControlServer.monotonicMilliseconds() + 3000
+        var answer: JSONValue?
+        while answer == nil && ControlServer.monotonicMilliseconds() < end {
+            try? c.send(raw: Array(" \n\n".utf8))  // fails once the server has closed
+            answer = try? c.readMessage(timeoutMilliseconds: 50)
+        }
+        let r = try #require(answer, "still connected after 3 s of blank lines")
+        #expect(r["error"]?["code"] == .int(RPCError.limitExceeded))
+        #expect(r["error"]?["message"]?.stringValue?.contains("idle") == true)
+    }
+
     /// A client that sends requests but never reads its responses: once the kernel buffers are
     /// full and the server holds more than its output limit for it, it is cut off.
     @Test func clientThatDoesNotReadIsDisconnected() throws {
