@@ -81,6 +81,9 @@ public final class ControlServer: @unchecked Sendable {
     public let options: ControlServerOptions
     public let plane: ControlPlane
     private var listener: Int32 = -1
+    /// The socket file this server bound (device, inode): `stop` removes the file at the path
+    /// only while it is still this one.
+    private var boundFile: (dev: UInt, ino: UInt)?
     private var wake: (read: Int32, write: Int32) = (-1, -1)
     private var thread: pthread_t?
     private var clients: [Client] = []
@@ -172,6 +175,8 @@ public final class ControlServer: @unchecked Sendable {
         _ = write(wake.write, &byte, 1)
         pthread_join(t, nil)
         thread = nil
+        // The closure refers to this server unowned: a plane used after it is gone must not call it.
+        plane.onChange = nil
         closeAll()
     }
 
@@ -181,7 +186,11 @@ public final class ControlServer: @unchecked Sendable {
         if listener >= 0 {
             close(listener)
             listener = -1
-            unlink(options.path)
+            var st = stat()
+            if let bound = boundFile, lstat(options.path, &st) == 0, UInt(st.st_dev) == bound.dev, UInt(st.st_ino) == bound.ino {
+                unlink(options.path)
+            }
+            boundFile = nil
         }
         if wake.read >= 0 { close(wake.read); close(wake.write); wake = (-1, -1) }
     }
@@ -237,6 +246,8 @@ public final class ControlServer: @unchecked Sendable {
             listener = -1
             throw ControlServerError(reason: "\(path): bind: \(String(cString: strerror(bindErrno)))")
         }
+        var made = stat()
+        if lstat(path, &made) == 0 { boundFile = (UInt(made.st_dev), UInt(made.st_ino)) }
         let owner = options.owner ?? geteuid()
         let group = options.group ?? getegid()
         guard chown(path, owner, group) == 0 else {

@@ -675,6 +675,27 @@ func json(_ text: String) throws -> JSONValue { try JSONParser.parse(text) }
         close(fds[0]); close(fds[1])
     }
 
+    /// `stop` removes only the socket file it made (not what has since replaced it), and
+    /// leaves the plane without a callback into the stopped server.
+    @Test func stopRemovesOnlyItsOwnSocketFile() throws {
+        let h = try Harness()
+        #expect(h.plane.onChange != nil)
+        unlink(h.path)
+        let fd = open(h.path, O_CREAT | O_WRONLY, 0o600)
+        #expect(fd >= 0)
+        close(fd)
+        h.server.stop()
+        #expect(access(h.path, F_OK) == 0, "stop removed a file that is not its socket")
+        #expect(h.plane.onChange == nil)
+        unlink(h.path)
+        // Its own socket file it does remove.
+        let own = ControlServer(options: ControlServerOptions(path: h.path), plane: h.plane)
+        try own.start()
+        #expect(access(h.path, F_OK) == 0)
+        own.stop()
+        #expect(access(h.path, F_OK) != 0)
+    }
+
     @Test func staleSocketIsReplacedLiveOneRefused() throws {
         let h = try Harness()
         let second = ControlServer(options: ControlServerOptions(path: h.path), plane: h.plane)
