@@ -176,6 +176,13 @@ flushed=$(ctl conntrack flush --service web --json | python3 -c 'import json,sys
 [ "$flushed" -gt 0 ] || fail "conntrack flush removed nothing"
 ctl neighbors | grep -q "198.51.100.11" || fail "neighbors"
 echo "ok: stats, conntrack count=$count (flushed $flushed), neighbors"
+# Extreme --interval values are clamped (100 ms … 60 s), never a crash: each still streams
+# until `timeout` ends it (rc 124).
+for iv in inf nan 1e300 -5; do
+  set +e; timeout 2 "$SLUICECTL" events --socket "$SOCK" --interval="$iv" >/dev/null 2>"$LAB_DIR/iv.err"; rc=$?; set -e
+  [ "$rc" -eq 124 ] || fail "sluicectl events --interval $iv: rc=$rc $(cat "$LAB_DIR/iv.err")"
+done
+echo "ok: sluicectl --interval inf/nan/1e300/-5 clamped"
 
 alive
 kill -INT $SLUICED_PID
