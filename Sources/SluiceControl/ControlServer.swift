@@ -88,6 +88,10 @@ public final class ControlServer: @unchecked Sendable {
     private var thread: pthread_t?
     private var clients: [Client] = []
     private var stopping = false
+    /// Out of file descriptors (EMFILE/ENFILE): the listener stays readable but accept cannot
+    /// take the connection, so it is left out of the poll set until then (no busy loop).
+    private var acceptPausedUntil: UInt64 = 0
+    static let acceptPauseMilliseconds: UInt64 = 100
     /// Serialises use of `plane` between the server thread and `withPlane` callers (the
     /// daemon's SIGHUP reload). `pendingEvents` is only touched with it held.
     private let planeLock = Mutex(())
@@ -288,13 +292,20 @@ public final class ControlServer: @unchecked Sendable {
     // MARK: - The loop
 
     private func loop() {
+        // A name to find the thread by (top -H, /proc/PID/task/*/comm); at most 15 characters.
+        // (prctl and pthread_setname_np are not importable: variadic / behind _GNU_SOURCE.)
+        let comm = open("/proc/thread-self/comm", O_WRONLY | O_CLOEXEC)
+        if comm >= 0 { _ = write(comm, "sluice-control", 14); close(comm) }
         var fds: [pollfd] = []
         while !stopping {
             let now = ControlServer.monotonicMilliseconds()
             fds.removeAll(keepingCapacity: true)
             fds.append(pollfd(fd: wake.read, events: Int16(POLLIN), revents: 0))
-            fds.append(pollfd(fd: listener, events: Int16(POLLIN), revents: 0))
             var timeout: UInt64 = 1000
+            // poll(2) ignores a negative fd: the listener's slot stays, unwatched while paused.
+            let acceptPaused = now < acceptPausedUntil
+            fds.append(pollfd(fd: acceptPaused ? -1 : listener, events: Int16(POLLIN), revents: 0))
+            if acceptPaused { timeout = min(timeout, acceptPausedUntil - now) }
             for c in clients {
                 // No more requests from a client while it has more than the output limit unread.
                 var events = c.pending > options.maxPendingOutputBytes ? Int16(0) : Int16(POLLIN)
@@ -363,7 +374,12 @@ public final class ControlServer: @unchecked Sendable {
     private func acceptClients() {
         while true {
             let fd = accept(listener, nil, nil)
-            if fd < 0 { return }
+            if fd < 0 {
+                if errno == EMFILE || errno == ENFILE {
+                    acceptPausedUntil = ControlServer.monotonicMilliseconds() + ControlServer.acceptPauseMilliseconds
+                }
+                return
+            }
             guard ControlServer.setNonBlocking(fd) else {
                 close(fd)
                 continue

@@ -18,7 +18,7 @@ SLUICED=${SLUICED:-.build/release/sluiced}
 SLUICECTL=${SLUICECTL:-$(dirname "$SLUICED")/sluicectl}
 [ -x "$SLUICED" ] || { echo "FAIL: $SLUICED not built"; exit 1; }
 [ -x "$SLUICECTL" ] || { echo "FAIL: $SLUICECTL not built"; exit 1; }
-for c in curl socat setpriv python3; do command -v $c >/dev/null || { echo "FAIL: $c is not installed"; exit 1; }; done
+for c in curl socat setpriv python3 prlimit; do command -v $c >/dev/null || { echo "FAIL: $c is not installed"; exit 1; }; done
 
 lab_init slcs
 lb_lab_up "sc$$"
@@ -183,6 +183,35 @@ for iv in inf nan 1e300 -5; do
   [ "$rc" -eq 124 ] || fail "sluicectl events --interval $iv: rc=$rc $(cat "$LAB_DIR/iv.err")"
 done
 echo "ok: sluicectl --interval inf/nan/1e300/-5 clamped"
+
+# --- 6. Out of file descriptors: accept fails (EMFILE) while a connection waits; the control
+# thread must not spin on its readable listener, and serves the connection once fds are back.
+CTL_TID=$(grep -lx sluice-control /proc/$SLUICED_PID/task/*/comm | head -1 | cut -d/ -f5)
+[ -n "$CTL_TID" ] || fail "no sluice-control thread"
+ctl_ticks() { awk '{print $14 + $15}' "/proc/$SLUICED_PID/task/$CTL_TID/stat"; }
+lowest_free=$(python3 -c '
+import os, sys
+used = {int(x) for x in os.listdir("/proc/%s/fd" % sys.argv[1])}
+n = 0
+while n in used: n += 1
+print(n)' $SLUICED_PID)
+soft=$(prlimit --pid $SLUICED_PID --nofile --output SOFT --noheadings | tr -d ' ')
+prlimit --pid $SLUICED_PID --nofile=$lowest_free:
+python3 - "$SOCK" >"$LAB_DIR/emfile.out" 2>&1 <<'PY' &
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.settimeout(5)
+time.sleep(3)   # the limit is restored after about 2.3 s
+s.sendall(b'{"jsonrpc":"2.0","id":1,"method":"api.version"}\n')
+print(s.recv(65536).decode())
+PY
+EMFILE_CLIENT=$!
+sleep 0.3
+t0=$(ctl_ticks); sleep 2; t1=$(ctl_ticks)
+prlimit --pid $SLUICED_PID --nofile=$soft:
+wait $EMFILE_CLIENT || fail "client waiting through EMFILE: $(cat "$LAB_DIR/emfile.out")"
+grep -q '"api":"1.0"' "$LAB_DIR/emfile.out" || fail "not served after EMFILE: $(cat "$LAB_DIR/emfile.out")"
+[ $((t1 - t0)) -lt 50 ] || fail "control thread used $((t1 - t0)) ticks of 200 in 2 s at EMFILE (busy loop)"
+echo "ok: EMFILE: control thread used $((t1 - t0)) ticks in 2 s, the waiting client served once fds were back"
 
 alive
 kill -INT $SLUICED_PID
