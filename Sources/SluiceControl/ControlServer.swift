@@ -414,15 +414,35 @@ public final class ControlServer: @unchecked Sendable {
         var pid: Int32
         var uid: UInt32
         var gid: UInt32
+        /// Supplementary groups as of connect(2) (SO_PEERGROUPS).
+        var groups: [UInt32] = []
     }
 
     /// `struct ucred` (pid_t, uid_t, gid_t: three 32-bit fields), which Glibc's module map
-    /// leaves out (it is behind _GNU_SOURCE).
+    /// leaves out (it is behind _GNU_SOURCE), and the supplementary groups. Both are captured
+    /// by the kernel when the peer connected, so neither can be changed afterwards (an fd
+    /// handed to another process, a pid reused).
     static func peerCredentials(_ fd: Int32) -> Credentials? {
         var cred: (pid: Int32, uid: UInt32, gid: UInt32) = (0, 0, 0)
         var length = socklen_t(MemoryLayout<(Int32, UInt32, UInt32)>.size)
         guard getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &length) == 0, length == 12 else { return nil }
-        return Credentials(pid: cred.pid, uid: cred.uid, gid: cred.gid)
+        guard let groups = peerGroups(fd) else { return nil }
+        return Credentials(pid: cred.pid, uid: cred.uid, gid: cred.gid, groups: groups)
+    }
+
+    /// SO_PEERGROUPS (Linux 4.13+; 59 in asm-generic/socket.h, not in Glibc's module map): the
+    /// peer's supplementary groups at connect time. ERANGE reports the length needed.
+    static let soPeerGroups: Int32 = 59
+
+    static func peerGroups(_ fd: Int32) -> [UInt32]? {
+        var groups = [UInt32](repeating: 0, count: 64)
+        while true {
+            var length = socklen_t(groups.count * MemoryLayout<UInt32>.size)
+            let rc = groups.withUnsafeMutableBytes { getsockopt(fd, SOL_SOCKET, soPeerGroups, $0.baseAddress, &length) }
+            if rc == 0 { return Array(groups.prefix(Int(length) / MemoryLayout<UInt32>.size)) }
+            guard errno == ERANGE, Int(length) > groups.count * MemoryLayout<UInt32>.size else { return nil }
+            groups = [UInt32](repeating: 0, count: (Int(length) + 3) / MemoryLayout<UInt32>.size)
+        }
     }
 
     /// O_NONBLOCK and FD_CLOEXEC (accept4 and pipe2 are not in Glibc's module map).
@@ -432,25 +452,11 @@ public final class ControlServer: @unchecked Sendable {
     }
 
     /// Root, the configured owner, or a member of the configured group (primary or
-    /// supplementary: the peer process's `Groups:` in /proc).
+    /// supplementary, as the peer's credentials were when it connected).
     func isAllowed(_ c: Credentials) -> Bool {
         let owner = options.owner ?? geteuid()
         let group = options.group ?? getegid()
-        if c.uid == 0 || c.uid == owner || c.gid == group { return true }
-        return ControlServer.supplementaryGroups(pid: c.pid).contains(group)
-    }
-
-    static func supplementaryGroups(pid: Int32) -> [UInt32] {
-        guard let f = fopen("/proc/\(pid)/status", "r") else { return [] }
-        defer { fclose(f) }
-        var line = [CChar](repeating: 0, count: 4096)
-        while fgets(&line, Int32(line.count), f) != nil {
-            let text = String(cString: line)
-            if text.hasPrefix("Groups:") {
-                return text.dropFirst(7).split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).compactMap { UInt32($0) }
-            }
-        }
-        return []
+        return c.uid == 0 || c.uid == owner || c.gid == group || c.groups.contains(group)
     }
 
     // MARK: - Per connection

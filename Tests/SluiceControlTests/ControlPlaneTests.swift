@@ -656,6 +656,9 @@ func json(_ text: String) throws -> JSONValue { try JSONParser.parse(text) }
         #expect(h.server.isAllowed(.init(pid: 1, uid: 4242, gid: 1)))
         #expect(h.server.isAllowed(.init(pid: 1, uid: 1000, gid: 4343)))
         #expect(!h.server.isAllowed(.init(pid: Int32.max, uid: 65534, gid: 65534)))
+        // A supplementary group as captured at connect time, not the pid's groups now.
+        #expect(h.server.isAllowed(.init(pid: Int32.max, uid: 65534, gid: 65534, groups: [7, 4343])))
+        #expect(!h.server.isAllowed(.init(pid: getpid(), uid: 65534, gid: 65534, groups: [7, 434])))
         // The socket file carries the configured owner, group and mode (tests run as root).
         var st = stat()
         #expect(stat(h.path, &st) == 0)
@@ -672,6 +675,11 @@ func json(_ text: String) throws -> JSONValue { try JSONParser.parse(text) }
         let cred = try #require(ControlServer.peerCredentials(fds[0]))
         #expect(cred.uid == geteuid())
         #expect(cred.pid == getpid())
+        // SO_PEERGROUPS: our own supplementary groups.
+        var own = [gid_t](repeating: 0, count: 65536)
+        let n = getgroups(Int32(own.count), &own)
+        #expect(n >= 0)
+        #expect(Set(cred.groups) == Set(own.prefix(Int(n))))
         close(fds[0]); close(fds[1])
     }
 

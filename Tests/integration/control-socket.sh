@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The control socket against the real `sluiced` (net_af_packet into the load-balancing lab of
 # tools/lib/lb-lab.sh), driven by `sluicectl` and by plain `socat`:
-#  1. the socket is 0660; a client running as `nobody` is refused (by the file mode, and by
-#     SO_PEERCRED once the mode would let it in);
+#  1. the socket is 0660 in its configured group; a client running as `nobody` is refused (by
+#     the file mode, and by SO_PEERCRED once the mode would let it in), and let in when the
+#     group is one of its supplementary groups (SO_PEERGROUPS, more than 64 of them);
 #  2. live backend changes proven by traffic: a removed backend gets no new connections, added
 #     back it gets them again; a drained one gets none;
 #  3. a request the data plane refuses (unreachable backend), malformed JSON, an unknown method
@@ -31,8 +32,11 @@ fail() {
 # `nobody` must be able to reach the socket's directory for the SO_PEERCRED check to be reached.
 chmod 711 "$LAB_DIR"
 SOCK="$LAB_DIR/sluiced.sock"
+# The socket's group: a numeric gid no account needs (nothing to create or delete); a client
+# gets it only as a supplementary group through setpriv.
+SOCK_GID=$((61000 + $$ % 4000))
 lb_config "slcs$$" "
-control: { socket: \"$SOCK\" }
+control: { socket: \"$SOCK\", group: \"$SOCK_GID\" }
 services:
   - name: web
     vip: 192.0.2.10
@@ -66,7 +70,19 @@ chmod 666 "$SOCK"
 set +e; out=$(as_nobody version 2>&1); rc=$?; set -e
 chmod 660 "$SOCK"
 [ "$rc" -eq 1 ] && echo "$out" | grep -q -- "-32004" || fail "nobody with mode 0666: rc=$rc: $out"
-echo "ok: socket 0660; nobody refused by the mode and by SO_PEERCRED (-32004)"
+[ "$(stat -c %g "$SOCK")" = "$SOCK_GID" ] || fail "socket group $(stat -c %g "$SOCK"), expected $SOCK_GID"
+# Granted by a supplementary group (SO_PEERGROUPS), listed after 70 others so the server's
+# first 64-entry buffer is too small.
+others=$(seq -s, 70000 70069)
+out=$(setpriv --reuid=nobody --regid=nogroup --groups="$others,$SOCK_GID" "$SLUICECTL" version --socket "$SOCK" 2>&1) \
+  || fail "nobody with supplementary group $SOCK_GID refused: $out"
+echo "$out" | grep -q "control API 1.0" || fail "nobody in group $SOCK_GID: $out"
+# Through mode 0666 again, with many groups but not that one: still refused by the server.
+chmod 666 "$SOCK"
+set +e; out=$(setpriv --reuid=nobody --regid=nogroup --groups="$others" "$SLUICECTL" version --socket "$SOCK" 2>&1); rc=$?; set -e
+chmod 660 "$SOCK"
+[ "$rc" -eq 1 ] && echo "$out" | grep -q -- "-32004" || fail "nobody with 70 other groups, mode 0666: rc=$rc: $out"
+echo "ok: socket 0660; nobody refused by the mode and by SO_PEERCRED (-32004); granted by a supplementary group (SO_PEERGROUPS)"
 
 # --- 2. Live backend changes, proven by traffic
 requests() { # COUNT OUTFILE → number of successes; bodies in OUTFILE
