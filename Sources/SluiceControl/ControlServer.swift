@@ -213,19 +213,32 @@ public final class ControlServer: @unchecked Sendable {
         return addr
     }
 
+    /// Makes the socket file without a moment in which anyone else can reach or replace it,
+    /// and without touching the process-wide umask (EAL and NIO threads create files too):
+    /// bound inside a fresh 0700 directory next to the path, given its owner, group and mode
+    /// there (nobody else can reach that directory, so nothing there can be swapped for a
+    /// symlink), listening, then renamed into place (atomic, replacing a stale socket).
+    /// A parent directory that others may write to without the sticky bit is refused: anyone
+    /// could replace the socket there.
     private func bindSocket() throws(ControlServerError) {
         let path = options.path
-        guard var addr = ControlServer.address(path) else {
+        guard ControlServer.address(path) != nil else {
             throw ControlServerError(reason: "\(path): longer than a Unix socket address allows")
         }
+        let slash = path.lastIndex(of: "/")
+        let dir = slash.map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? "."
         // The directory (e.g. /run/sluice) is created if missing; its own mode is left alone.
-        if let slash = path.lastIndex(of: "/"), slash != path.startIndex {
-            let dir = String(path[..<slash])
-            if access(dir, F_OK) != 0 && mkdir(dir, 0o755) != 0 && errno != EEXIST {
-                throw ControlServerError(reason: "\(dir): cannot create the socket's directory (\(ControlServer.errorText()))")
-            }
+        if access(dir, F_OK) != 0 && mkdir(dir, 0o755) != 0 && errno != EEXIST {
+            throw ControlServerError(reason: "\(dir): cannot create the socket's directory (\(ControlServer.errorText()))")
         }
         var st = stat()
+        guard stat(dir, &st) == 0, st.st_mode & S_IFMT == S_IFDIR else {
+            throw ControlServerError(reason: "\(dir): the socket's directory is not a directory")
+        }
+        if st.st_mode & 0o022 != 0 && st.st_mode & S_ISVTX == 0 {
+            throw ControlServerError(reason: "\(dir): the socket's directory is group- or world-writable without the sticky bit "
+                                     + "(mode \(String(st.st_mode & 0o7777, radix: 8))); another user could replace the socket there")
+        }
         if lstat(path, &st) == 0 {
             guard st.st_mode & S_IFMT == S_IFSOCK else {
                 throw ControlServerError(reason: "\(path): exists and is not a socket; not removing it")
@@ -233,42 +246,41 @@ public final class ControlServer: @unchecked Sendable {
             if ControlServer.isServing(path) {
                 throw ControlServerError(reason: "\(path): another server is listening there")
             }
-            unlink(path)
+        }
+        var template = Array("\(dir)/.sluiced-XXXXXX".utf8CString)
+        guard let created = mkdtemp(&template) else {
+            throw ControlServerError(reason: "\(dir): cannot create a private directory to bind in (\(ControlServer.errorText()))")
+        }
+        let privateDir = String(cString: created)
+        let bindPath = privateDir + "/s"
+        defer {
+            unlink(bindPath)  // still there only if something failed before the rename
+            rmdir(privateDir)
+        }
+        guard var addr = ControlServer.address(bindPath) else {
+            throw ControlServerError(reason: "\(path): the private bind path \(bindPath) is longer than a Unix socket address allows; use a shorter directory")
         }
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw ControlServerError(reason: "\(path): socket: \(ControlServer.errorText())") }
-        listener = fd
-        // No window in which the file exists with wider permissions than configured.
-        let oldMask = umask(0o177)
+        func failure(_ what: String) -> ControlServerError {
+            let text = ControlServer.errorText()
+            close(fd)
+            return ControlServerError(reason: "\(path): \(what): \(text)")
+        }
         let bound = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
-        let bindErrno = errno
-        umask(oldMask)
-        guard bound == 0 else {
-            close(fd)
-            listener = -1
-            throw ControlServerError(reason: "\(path): bind: \(String(cString: strerror(bindErrno)))")
-        }
-        var made = stat()
-        if lstat(path, &made) == 0 { boundFile = (UInt(made.st_dev), UInt(made.st_ino)) }
+        guard bound == 0 else { throw failure("bind") }
         let owner = options.owner ?? geteuid()
         let group = options.group ?? getegid()
-        guard chown(path, owner, group) == 0 else {
-            let text = ControlServer.errorText()
-            closeAll()
-            throw ControlServerError(reason: "\(path): chown to \(owner):\(group): \(text)")
-        }
-        guard chmod(path, mode_t(options.mode)) == 0 else {
-            let text = ControlServer.errorText()
-            closeAll()
-            throw ControlServerError(reason: "\(path): chmod: \(text)")
-        }
-        guard listen(fd, 64) == 0 else {
-            let text = ControlServer.errorText()
-            closeAll()
-            throw ControlServerError(reason: "\(path): listen: \(text)")
-        }
+        guard fchownat(AT_FDCWD, bindPath, owner, group, AT_SYMLINK_NOFOLLOW) == 0 else { throw failure("chown to \(owner):\(group)") }
+        guard chmod(bindPath, mode_t(options.mode)) == 0 else { throw failure("chmod") }
+        var made = stat()
+        guard lstat(bindPath, &made) == 0 else { throw failure("stat") }
+        guard listen(fd, 64) == 0 else { throw failure("listen") }
+        guard rename(bindPath, path) == 0 else { throw failure("rename into place") }
+        listener = fd
+        boundFile = (UInt(made.st_dev), UInt(made.st_ino))
     }
 
     /// True when something accepts connections on `path`.

@@ -704,6 +704,40 @@ func json(_ text: String) throws -> JSONValue { try JSONParser.parse(text) }
         #expect(access(h.path, F_OK) != 0)
     }
 
+    /// The socket is made in a private directory and renamed into place: a parent others may
+    /// write to (without the sticky bit) is refused by name, a sticky one is fine, and nothing
+    /// is left beside the socket.
+    @Test func socketDirectoryIsCheckedAndNothingIsLeftBeside() throws {
+        let h = try Harness()
+        let open = h.dir + "/open"
+        #expect(mkdir(open, 0o700) == 0)
+        #expect(chmod(open, 0o777) == 0)
+        let refused = ControlServer(options: ControlServerOptions(path: open + "/s.sock"), plane: h.plane)
+        do {
+            try refused.start()
+            refused.stop()
+            Issue.record("bound in a world-writable directory without the sticky bit")
+        } catch {
+            #expect(error.reason.contains(open), "\(error)")
+            #expect(error.reason.contains("sticky"), "\(error)")
+        }
+        #expect(access(open + "/s.sock", F_OK) != 0)
+        #expect(chmod(open, 0o1777) == 0)
+        var options = ControlServerOptions(path: open + "/s.sock")
+        options.mode = 0o600
+        let sticky = ControlServer(options: options, plane: h.plane)
+        try sticky.start()
+        var st = stat()
+        #expect(lstat(open + "/s.sock", &st) == 0)
+        #expect(st.st_mode & S_IFMT == S_IFSOCK)
+        #expect(st.st_mode & 0o7777 == 0o600)
+        #expect(try ControlClient(path: open + "/s.sock").call("api.version")["api"] == .string("1.0"))
+        #expect(ControlPlaneTestsSupport.entries(open) == ["s.sock"])
+        sticky.stop()
+        #expect(ControlPlaneTestsSupport.entries(open) == [])
+        rmdir(open)
+    }
+
     @Test func staleSocketIsReplacedLiveOneRefused() throws {
         let h = try Harness()
         let second = ControlServer(options: ControlServerOptions(path: h.path), plane: h.plane)
@@ -784,5 +818,19 @@ func json(_ text: String) throws -> JSONValue { try JSONParser.parse(text) }
                      "{\"a\":1}{", "{'a':1}", "NaN", "[1 2]", "{\"a\" 1}", "\"\\udc00\""] {
             #expect(throws: JSONParseError.self, "\(text)") { try JSONParser.parse(text) }
         }
+    }
+}
+
+enum ControlPlaneTestsSupport {
+    /// The names in a directory, sorted (without . and ..).
+    static func entries(_ dir: String) -> [String] {
+        guard let d = opendir(dir) else { return [] }
+        defer { closedir(d) }
+        var names: [String] = []
+        while let e = readdir(d) {
+            let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
     }
 }
