@@ -438,8 +438,8 @@ public final class ControlServer: @unchecked Sendable {
         var cred: (pid: Int32, uid: UInt32, gid: UInt32) = (0, 0, 0)
         var length = socklen_t(MemoryLayout<(Int32, UInt32, UInt32)>.size)
         guard getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &length) == 0, length == 12 else { return nil }
-        guard let groups = peerGroups(fd) else { return nil }
-        return Credentials(pid: cred.pid, uid: cred.uid, gid: cred.gid, groups: groups)
+        // Without SO_PEERGROUPS (a kernel before 4.13) only the uid and primary gid can grant.
+        return Credentials(pid: cred.pid, uid: cred.uid, gid: cred.gid, groups: peerGroups(fd) ?? [])
     }
 
     /// SO_PEERGROUPS (Linux 4.13+; 59 in asm-generic/socket.h, not in Glibc's module map): the
