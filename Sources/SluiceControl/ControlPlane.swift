@@ -58,9 +58,18 @@ public final class ControlPlane {
 
     // MARK: - Requests
 
+    /// Most requests one batch may hold: each is validated and answered in one go on the
+    /// control thread, so an unbounded batch would hold it (and memory) without limit.
+    public static let maxBatchRequests = 256
+
     /// One line from a client: a request, a notification or a batch. Returns the response
     /// (nil when every request was a notification).
-    public func handle(line: [UInt8], session: inout Session) -> JSONValue? {
+    ///
+    /// Throws (a `limitExceeded` error: answer it and close the connection) when the response
+    /// would be longer than `maxResponseBytes`; building stops there and nothing of the line is
+    /// applied, so one line cannot make the server hold more than about that much output.
+    public func handle(line: [UInt8], session: inout Session,
+                       maxResponseBytes: Int = .max) throws(RPCError) -> JSONValue? {
         let message: JSONValue
         do {
             message = try JSONParser.parse(line)
@@ -71,10 +80,15 @@ public final class ControlPlane {
             guard !items.isEmpty else {
                 return RPCError(code: RPCError.invalidRequest, message: "empty batch").response(id: .null)
             }
-            let responses = run(batch: items, session: &session)
+            guard items.count <= ControlPlane.maxBatchRequests else {
+                return RPCError(code: RPCError.invalidRequest,
+                                message: "batch of \(items.count) requests; at most \(ControlPlane.maxBatchRequests) per batch")
+                    .response(id: .null)
+            }
+            let responses = try run(batch: items, session: &session, maxResponseBytes: maxResponseBytes)
             return responses.isEmpty ? nil : .array(responses)
         }
-        return run(batch: [message], session: &session).first
+        return try run(batch: [message], session: &session, maxResponseBytes: maxResponseBytes).first
     }
 
     /// A request checked for form: method, params, id.
@@ -117,12 +131,28 @@ public final class ControlPlane {
         return .success(Request(id: id, method: method, params: params))
     }
 
+    /// Bytes a response's envelope adds to its result (`{"jsonrpc":"2.0","id":…,"result":…}`,
+    /// with room for a long id): counted per request against the output limit.
+    static let envelopeBytes = 128
+
     /// Runs `items` as one transaction and returns the responses of those that have an id.
-    func run(batch items: [JSONValue], session: inout Session) -> [JSONValue] {
+    /// Throws `limitExceeded` as soon as the results built so far pass `maxResponseBytes`
+    /// (before anything is committed).
+    func run(batch items: [JSONValue], session: inout Session, maxResponseBytes: Int = .max) throws(RPCError) -> [JSONValue] {
+        var responseBytes = 0
         var work = Transaction(base: state)
         var outcomes: [(id: JSONValue?, result: Result<JSONValue, RPCError>, mutating: Bool)] = []
         var failedAt: Int?
         var subscribed: Subscription?
+        // state.apply is idempotent by its generation: a retry of the same apply must find
+        // exactly its content. Another change in its batch would commit under its generation
+        // with other content, so a batch holding state.apply may hold no other change.
+        let changing = items.compactMap { item -> String? in
+            guard case .string(let m)? = item["method"], !ControlPlane.readOnly.contains(m),
+                  ControlPlane.methods.contains(m) else { return nil }
+            return m
+        }
+        let applyNotAlone = changing.contains("state.apply") && changing.count > 1
         for (index, item) in items.enumerated() {
             switch ControlPlane.request(item) {
             case .failure(let e):
@@ -138,11 +168,23 @@ public final class ControlPlane {
                 outcomes.append((request.id, .failure(RPCError(code: RPCError.invalidRequest,
                     message: "method: conntrack.flush cannot be part of a batch (it cannot be undone)", field: "method")), false))
                 failedAt = failedAt ?? index
+            case .success(let request) where applyNotAlone && !ControlPlane.readOnly.contains(request.method):
+                outcomes.append((request.id, .failure(RPCError(code: RPCError.invalidRequest,
+                    message: "method: this batch holds state.apply and \(changing.count - 1) other state change(s); "
+                        + "state.apply must be the only change of its batch (its generation names exactly its content)",
+                    field: "method")), false))
+                failedAt = failedAt ?? index
             case .success(let request):
                 let mutating = !ControlPlane.readOnly.contains(request.method)
                 do throws(RPCError) {
                     let result = try execute(request, work: &work, subscribed: &subscribed)
+                    responseBytes += result.serializedByteCount + ControlPlane.envelopeBytes
+                    guard responseBytes <= maxResponseBytes else {
+                        throw RPCError.responseTooLarge(limit: maxResponseBytes, at: index, of: items.count)
+                    }
                     outcomes.append((request.id, .success(result), mutating))
+                } catch let error where error.code == RPCError.limitExceeded {
+                    throw error
                 } catch {
                     outcomes.append((request.id, .failure(error), mutating))
                     failedAt = failedAt ?? index

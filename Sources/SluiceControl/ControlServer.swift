@@ -81,14 +81,24 @@ public final class ControlServer: @unchecked Sendable {
     public let options: ControlServerOptions
     public let plane: ControlPlane
     private var listener: Int32 = -1
+    /// The socket file this server bound (device, inode): `stop` removes the file at the path
+    /// only while it is still this one.
+    private var boundFile: (dev: UInt, ino: UInt)?
     private var wake: (read: Int32, write: Int32) = (-1, -1)
     private var thread: pthread_t?
     private var clients: [Client] = []
     private var stopping = false
+    /// Out of file descriptors (EMFILE/ENFILE): the listener stays readable but accept cannot
+    /// take the connection, so it is left out of the poll set until then (no busy loop).
+    private var acceptPausedUntil: UInt64 = 0
+    static let acceptPauseMilliseconds: UInt64 = 100
     /// Serialises use of `plane` between the server thread and `withPlane` callers (the
     /// daemon's SIGHUP reload). `pendingEvents` is only touched with it held.
     private let planeLock = Mutex(())
     private var pendingEvents: [JSONValue] = []
+    /// The most output ever waiting for one client (what the output limits bound; tests read it).
+    private let peakPending = Atomic<Int>(0)
+    public var peakPendingOutput: Int { peakPending.load(ordering: .relaxed) }
 
     final class Client {
         /// -1 once closed.
@@ -169,6 +179,8 @@ public final class ControlServer: @unchecked Sendable {
         _ = write(wake.write, &byte, 1)
         pthread_join(t, nil)
         thread = nil
+        // The closure refers to this server unowned: a plane used after it is gone must not call it.
+        plane.onChange = nil
         closeAll()
     }
 
@@ -178,7 +190,11 @@ public final class ControlServer: @unchecked Sendable {
         if listener >= 0 {
             close(listener)
             listener = -1
-            unlink(options.path)
+            var st = stat()
+            if let bound = boundFile, lstat(options.path, &st) == 0, UInt(st.st_dev) == bound.dev, UInt(st.st_ino) == bound.ino {
+                unlink(options.path)
+            }
+            boundFile = nil
         }
         if wake.read >= 0 { close(wake.read); close(wake.write); wake = (-1, -1) }
     }
@@ -197,19 +213,32 @@ public final class ControlServer: @unchecked Sendable {
         return addr
     }
 
+    /// Makes the socket file without a moment in which anyone else can reach or replace it,
+    /// and without touching the process-wide umask (EAL and NIO threads create files too):
+    /// bound inside a fresh 0700 directory next to the path, given its owner, group and mode
+    /// there (nobody else can reach that directory, so nothing there can be swapped for a
+    /// symlink), listening, then renamed into place (atomic, replacing a stale socket).
+    /// A parent directory that others may write to without the sticky bit is refused: anyone
+    /// could replace the socket there.
     private func bindSocket() throws(ControlServerError) {
         let path = options.path
-        guard var addr = ControlServer.address(path) else {
+        guard ControlServer.address(path) != nil else {
             throw ControlServerError(reason: "\(path): longer than a Unix socket address allows")
         }
+        let slash = path.lastIndex(of: "/")
+        let dir = slash.map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? "."
         // The directory (e.g. /run/sluice) is created if missing; its own mode is left alone.
-        if let slash = path.lastIndex(of: "/"), slash != path.startIndex {
-            let dir = String(path[..<slash])
-            if access(dir, F_OK) != 0 && mkdir(dir, 0o755) != 0 && errno != EEXIST {
-                throw ControlServerError(reason: "\(dir): cannot create the socket's directory (\(ControlServer.errorText()))")
-            }
+        if access(dir, F_OK) != 0 && mkdir(dir, 0o755) != 0 && errno != EEXIST {
+            throw ControlServerError(reason: "\(dir): cannot create the socket's directory (\(ControlServer.errorText()))")
         }
         var st = stat()
+        guard stat(dir, &st) == 0, st.st_mode & S_IFMT == S_IFDIR else {
+            throw ControlServerError(reason: "\(dir): the socket's directory is not a directory")
+        }
+        if st.st_mode & 0o022 != 0 && st.st_mode & S_ISVTX == 0 {
+            throw ControlServerError(reason: "\(dir): the socket's directory is group- or world-writable without the sticky bit "
+                                     + "(mode \(String(st.st_mode & 0o7777, radix: 8))); another user could replace the socket there")
+        }
         if lstat(path, &st) == 0 {
             guard st.st_mode & S_IFMT == S_IFSOCK else {
                 throw ControlServerError(reason: "\(path): exists and is not a socket; not removing it")
@@ -217,40 +246,41 @@ public final class ControlServer: @unchecked Sendable {
             if ControlServer.isServing(path) {
                 throw ControlServerError(reason: "\(path): another server is listening there")
             }
-            unlink(path)
+        }
+        var template = Array("\(dir)/.sluiced-XXXXXX".utf8CString)
+        guard let created = mkdtemp(&template) else {
+            throw ControlServerError(reason: "\(dir): cannot create a private directory to bind in (\(ControlServer.errorText()))")
+        }
+        let privateDir = String(cString: created)
+        let bindPath = privateDir + "/s"
+        defer {
+            unlink(bindPath)  // still there only if something failed before the rename
+            rmdir(privateDir)
+        }
+        guard var addr = ControlServer.address(bindPath) else {
+            throw ControlServerError(reason: "\(path): the private bind path \(bindPath) is longer than a Unix socket address allows; use a shorter directory")
         }
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw ControlServerError(reason: "\(path): socket: \(ControlServer.errorText())") }
-        listener = fd
-        // No window in which the file exists with wider permissions than configured.
-        let oldMask = umask(0o177)
+        func failure(_ what: String) -> ControlServerError {
+            let text = ControlServer.errorText()
+            close(fd)
+            return ControlServerError(reason: "\(path): \(what): \(text)")
+        }
         let bound = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
-        let bindErrno = errno
-        umask(oldMask)
-        guard bound == 0 else {
-            close(fd)
-            listener = -1
-            throw ControlServerError(reason: "\(path): bind: \(String(cString: strerror(bindErrno)))")
-        }
+        guard bound == 0 else { throw failure("bind") }
         let owner = options.owner ?? geteuid()
         let group = options.group ?? getegid()
-        guard chown(path, owner, group) == 0 else {
-            let text = ControlServer.errorText()
-            closeAll()
-            throw ControlServerError(reason: "\(path): chown to \(owner):\(group): \(text)")
-        }
-        guard chmod(path, mode_t(options.mode)) == 0 else {
-            let text = ControlServer.errorText()
-            closeAll()
-            throw ControlServerError(reason: "\(path): chmod: \(text)")
-        }
-        guard listen(fd, 64) == 0 else {
-            let text = ControlServer.errorText()
-            closeAll()
-            throw ControlServerError(reason: "\(path): listen: \(text)")
-        }
+        guard fchownat(AT_FDCWD, bindPath, owner, group, AT_SYMLINK_NOFOLLOW) == 0 else { throw failure("chown to \(owner):\(group)") }
+        guard chmod(bindPath, mode_t(options.mode)) == 0 else { throw failure("chmod") }
+        var made = stat()
+        guard lstat(bindPath, &made) == 0 else { throw failure("stat") }
+        guard listen(fd, 64) == 0 else { throw failure("listen") }
+        guard rename(bindPath, path) == 0 else { throw failure("rename into place") }
+        listener = fd
+        boundFile = (UInt(made.st_dev), UInt(made.st_ino))
     }
 
     /// True when something accepts connections on `path`.
@@ -274,15 +304,23 @@ public final class ControlServer: @unchecked Sendable {
     // MARK: - The loop
 
     private func loop() {
+        // A name to find the thread by (top -H, /proc/PID/task/*/comm); at most 15 characters.
+        // (prctl and pthread_setname_np are not importable: variadic / behind _GNU_SOURCE.)
+        let comm = open("/proc/thread-self/comm", O_WRONLY | O_CLOEXEC)
+        if comm >= 0 { _ = write(comm, "sluice-control", 14); close(comm) }
         var fds: [pollfd] = []
         while !stopping {
             let now = ControlServer.monotonicMilliseconds()
             fds.removeAll(keepingCapacity: true)
             fds.append(pollfd(fd: wake.read, events: Int16(POLLIN), revents: 0))
-            fds.append(pollfd(fd: listener, events: Int16(POLLIN), revents: 0))
             var timeout: UInt64 = 1000
+            // poll(2) ignores a negative fd: the listener's slot stays, unwatched while paused.
+            let acceptPaused = now < acceptPausedUntil
+            fds.append(pollfd(fd: acceptPaused ? -1 : listener, events: Int16(POLLIN), revents: 0))
+            if acceptPaused { timeout = min(timeout, acceptPausedUntil - now) }
             for c in clients {
-                var events = Int16(POLLIN)
+                // No more requests from a client while it has more than the output limit unread.
+                var events = c.pending > options.maxPendingOutputBytes ? Int16(0) : Int16(POLLIN)
                 if c.pending > 0 { events |= Int16(POLLOUT) }
                 if c.closing { events = Int16(POLLOUT) }
                 fds.append(pollfd(fd: c.fd, events: events, revents: 0))
@@ -348,7 +386,12 @@ public final class ControlServer: @unchecked Sendable {
     private func acceptClients() {
         while true {
             let fd = accept(listener, nil, nil)
-            if fd < 0 { return }
+            if fd < 0 {
+                if errno == EMFILE || errno == ENFILE {
+                    acceptPausedUntil = ControlServer.monotonicMilliseconds() + ControlServer.acceptPauseMilliseconds
+                }
+                return
+            }
             guard ControlServer.setNonBlocking(fd) else {
                 close(fd)
                 continue
@@ -383,15 +426,35 @@ public final class ControlServer: @unchecked Sendable {
         var pid: Int32
         var uid: UInt32
         var gid: UInt32
+        /// Supplementary groups as of connect(2) (SO_PEERGROUPS).
+        var groups: [UInt32] = []
     }
 
     /// `struct ucred` (pid_t, uid_t, gid_t: three 32-bit fields), which Glibc's module map
-    /// leaves out (it is behind _GNU_SOURCE).
+    /// leaves out (it is behind _GNU_SOURCE), and the supplementary groups. Both are captured
+    /// by the kernel when the peer connected, so neither can be changed afterwards (an fd
+    /// handed to another process, a pid reused).
     static func peerCredentials(_ fd: Int32) -> Credentials? {
         var cred: (pid: Int32, uid: UInt32, gid: UInt32) = (0, 0, 0)
         var length = socklen_t(MemoryLayout<(Int32, UInt32, UInt32)>.size)
         guard getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &length) == 0, length == 12 else { return nil }
-        return Credentials(pid: cred.pid, uid: cred.uid, gid: cred.gid)
+        // Without SO_PEERGROUPS (a kernel before 4.13) only the uid and primary gid can grant.
+        return Credentials(pid: cred.pid, uid: cred.uid, gid: cred.gid, groups: peerGroups(fd) ?? [])
+    }
+
+    /// SO_PEERGROUPS (Linux 4.13+; 59 in asm-generic/socket.h, not in Glibc's module map): the
+    /// peer's supplementary groups at connect time. ERANGE reports the length needed.
+    static let soPeerGroups: Int32 = 59
+
+    static func peerGroups(_ fd: Int32) -> [UInt32]? {
+        var groups = [UInt32](repeating: 0, count: 64)
+        while true {
+            var length = socklen_t(groups.count * MemoryLayout<UInt32>.size)
+            let rc = groups.withUnsafeMutableBytes { getsockopt(fd, SOL_SOCKET, soPeerGroups, $0.baseAddress, &length) }
+            if rc == 0 { return Array(groups.prefix(Int(length) / MemoryLayout<UInt32>.size)) }
+            guard errno == ERANGE, Int(length) > groups.count * MemoryLayout<UInt32>.size else { return nil }
+            groups = [UInt32](repeating: 0, count: (Int(length) + 3) / MemoryLayout<UInt32>.size)
+        }
     }
 
     /// O_NONBLOCK and FD_CLOEXEC (accept4 and pipe2 are not in Glibc's module map).
@@ -401,44 +464,28 @@ public final class ControlServer: @unchecked Sendable {
     }
 
     /// Root, the configured owner, or a member of the configured group (primary or
-    /// supplementary: the peer process's `Groups:` in /proc).
+    /// supplementary, as the peer's credentials were when it connected).
     func isAllowed(_ c: Credentials) -> Bool {
         let owner = options.owner ?? geteuid()
         let group = options.group ?? getegid()
-        if c.uid == 0 || c.uid == owner || c.gid == group { return true }
-        return ControlServer.supplementaryGroups(pid: c.pid).contains(group)
-    }
-
-    static func supplementaryGroups(pid: Int32) -> [UInt32] {
-        guard let f = fopen("/proc/\(pid)/status", "r") else { return [] }
-        defer { fclose(f) }
-        var line = [CChar](repeating: 0, count: 4096)
-        while fgets(&line, Int32(line.count), f) != nil {
-            let text = String(cString: line)
-            if text.hasPrefix("Groups:") {
-                return text.dropFirst(7).split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).compactMap { UInt32($0) }
-            }
-        }
-        return []
+        return c.uid == 0 || c.uid == owner || c.gid == group || c.groups.contains(group)
     }
 
     // MARK: - Per connection
 
+    /// One recv per poll round: a client that keeps sending cannot hold the thread from the
+    /// others, the idle limits and `withPlane`.
     private func receive(_ c: Client) {
         var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { recv(c.fd, $0.baseAddress, $0.count, 0) }
-            if n == 0 { drop(c); return }
-            if n < 0 {
-                if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR { break }
-                drop(c)
-                return
-            }
-            let scanFrom = c.input.count
-            c.input.append(contentsOf: chunk[0..<n])
-            if !processLines(c, scanFrom: scanFrom) { return }
-            if n < chunk.count { break }
+        let n = chunk.withUnsafeMutableBytes { recv(c.fd, $0.baseAddress, $0.count, 0) }
+        if n == 0 { drop(c); return }
+        if n < 0 {
+            if errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR { drop(c) }
+            return
         }
+        let scanFrom = c.input.count
+        c.input.append(contentsOf: chunk[0..<n])
+        _ = processLines(c, scanFrom: scanFrom)
     }
 
     /// Handles every complete line in the input buffer. False when the connection is done.
@@ -454,14 +501,35 @@ public final class ControlServer: @unchecked Sendable {
                     tooLarge(c)
                     return false
                 }
-                c.deadline = ControlServer.monotonicMilliseconds() + UInt64(options.idleTimeoutMilliseconds)
                 if !line.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) {
+                    // Only a request keeps a connection alive: blank lines do not hold a slot.
+                    c.deadline = ControlServer.monotonicMilliseconds() + UInt64(options.idleTimeoutMilliseconds)
                     // A local copy: the change broadcast inside `handle` reads every client's session.
                     var session = c.session
-                    let response = planeLock.withLock { _ in plane.handle(line: line, session: &session) }
+                    let limit = options.maxPendingOutputBytes
+                    let outcome = planeLock.withLock { _ -> Result<JSONValue?, RPCError> in
+                        do throws(RPCError) {
+                            return .success(try plane.handle(line: line, session: &session, maxResponseBytes: limit))
+                        } catch {
+                            return .failure(error)
+                        }
+                    }
                     if c.session.subscription == nil && session.subscription != nil { c.nextStats = 0 }
                     c.session = session
-                    if let response { send(response, to: c) }
+                    switch outcome {
+                    case .success(let response?):
+                        send(response, to: c)
+                        // A client that sends without reading is cut off as soon as it is past
+                        // the limit, not after the rest of what it sent has been answered.
+                        if c.pending > options.maxPendingOutputBytes {
+                            drop(c)
+                            return false
+                        }
+                    case .success(nil): break
+                    case .failure(let error):
+                        fatal(error, to: c)
+                        return false
+                    }
                 }
                 if c.closing || c.fd < 0 { return false }
             }
@@ -492,6 +560,7 @@ public final class ControlServer: @unchecked Sendable {
     private func send(_ message: JSONValue, to c: Client) {
         guard c.fd >= 0 else { return }
         c.output.append(contentsOf: (message.serialized + "\n").utf8)
+        if c.pending > peakPending.load(ordering: .relaxed) { peakPending.store(c.pending, ordering: .relaxed) }
         flush(c)
     }
 

@@ -82,6 +82,37 @@ public enum JSONValue: Sendable, Equatable {
         }
     }
 
+    /// The length in bytes of `serialized`, computed without building it (the control plane
+    /// checks a response against the output limit while it is still being assembled).
+    public var serializedByteCount: Int {
+        switch self {
+        case .null: 4
+        case .bool(let b): b ? 4 : 5
+        case .number(let n): n.utf8.count
+        case .string(let s): JSONValue.stringByteCount(s)
+        case .array(let items): items.reduce(2 + max(0, items.count - 1)) { $0 + $1.serializedByteCount }
+        case .object(let members):
+            members.reduce(2 + max(0, members.count - 1)) { $0 + JSONValue.stringByteCount($1.0) + 1 + $1.1.serializedByteCount }
+        }
+    }
+
+    /// Bytes `writeString` produces for `s` (quotes and escapes included).
+    static func stringByteCount(_ s: String) -> Int {
+        var n = 2
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\"", "\\", "\n", "\r", "\t": n += 2
+            default:
+                if scalar.value < 0x20 || scalar.value == 0x2028 || scalar.value == 0x2029 {
+                    n += 6
+                } else {
+                    n += UTF8.width(scalar)
+                }
+            }
+        }
+        return n
+    }
+
     static func writeString(_ s: String, to out: inout String) {
         out += "\""
         for scalar in s.unicodeScalars {
@@ -127,9 +158,16 @@ public struct JSONParseError: Error, Equatable, CustomStringConvertible {
 }
 
 /// A strict RFC 8259 parser over UTF-8 bytes: one value, optional surrounding white space,
-/// nothing after it; nesting depth bounded (no stack exhaustion from `[[[[…`).
+/// nothing after it; nesting depth bounded (no stack exhaustion from `[[[[…`), members of an
+/// object and items of an array bounded, duplicate names found through a set (parsing stays
+/// linear in the input, so a hostile line cannot hold the control thread).
 public struct JSONParser {
     public static let maxDepth = 64
+    /// Most members of one object: no request or response object has more than a few dozen.
+    public static let maxMembers = 10_000
+    /// Most items of one array: above the largest valid one (a service's 65534 backends, in
+    /// state.apply or state.get), so every state the configuration allows still round-trips.
+    public static let maxItems = 65_536
 
     let bytes: [UInt8]
     var i = 0
@@ -170,14 +208,18 @@ public struct JSONParser {
         case UInt8(ascii: "{"):
             i += 1
             var members: [(String, JSONValue)] = []
+            var names = Set<String>()
             skipSpace()
             if i < bytes.count, bytes[i] == UInt8(ascii: "}") { i += 1; return .object(members) }
             while true {
                 skipSpace()
                 guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { throw fail("expected a member name") }
                 let keyAt = i
+                guard members.count < JSONParser.maxMembers else {
+                    throw fail("object with more than \(JSONParser.maxMembers) members")
+                }
                 let key = try string()
-                guard !members.contains(where: { $0.0 == key }) else {
+                guard names.insert(key).inserted else {
                     throw JSONParseError(reason: "duplicate member '\(key)'", offset: keyAt)
                 }
                 skipSpace()
@@ -198,6 +240,9 @@ public struct JSONParser {
             if i < bytes.count, bytes[i] == UInt8(ascii: "]") { i += 1; return .array(items) }
             while true {
                 skipSpace()
+                guard items.count < JSONParser.maxItems else {
+                    throw fail("array with more than \(JSONParser.maxItems) items")
+                }
                 items.append(try value(depth: depth + 1))
                 skipSpace()
                 guard i < bytes.count else { throw fail("unexpected end of input") }

@@ -31,7 +31,7 @@ public struct RPCError: Error, Equatable, CustomStringConvertible {
     public static let permissionDenied = -32004
     /// Another request of the same batch failed, so this one was not applied.
     public static let batchAborted = -32005
-    /// Too many clients, request too large, or idle too long: the connection is closed.
+    /// Too many clients, request or response too large, or idle too long: the connection is closed.
     public static let limitExceeded = -32006
 
     public var description: String {
@@ -42,6 +42,14 @@ public struct RPCError: Error, Equatable, CustomStringConvertible {
     static func params(_ e: ConfigError) -> RPCError {
         RPCError(code: invalidParams, message: e.field.isEmpty ? e.reason : "\(e.field): \(e.reason)",
                  field: e.field.isEmpty ? nil : e.field)
+    }
+
+    /// The answer to a line whose response would pass the output limit (the connection is closed).
+    static func responseTooLarge(limit: Int, at index: Int, of count: Int) -> RPCError {
+        RPCError(code: limitExceeded,
+                 message: "response longer than the output limit of \(limit) bytes"
+                     + (count > 1 ? " (reached at request \(index) of the batch of \(count))" : "")
+                     + "; nothing applied; closing")
     }
 
     static func params(_ field: String, _ reason: String) -> RPCError {

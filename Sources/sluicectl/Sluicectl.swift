@@ -477,6 +477,14 @@ func statsText(_ r: JSONValue) -> String {
     return out
 }
 
+/// `--interval` seconds as events.subscribe's interval_ms (100…60,000). The Double is clamped
+/// before it is converted: `Int(_:)` traps on NaN, infinity and anything past Int's range.
+func subscriptionMilliseconds(_ seconds: Double) -> Int {
+    guard seconds >= 0.1 else { return 100 }  // also NaN
+    guard seconds <= 60 else { return 60_000 }
+    return Int(seconds * 1000)
+}
+
 struct Stats: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Counters per port and worker, drop reasons, conntrack occupancy.")
     @OptionGroup var global: GlobalOptions
@@ -491,7 +499,7 @@ struct Stats: ParsableCommand {
             }
             let client = try global.connect()
             do {
-                let ms = max(100, min(60_000, Int(interval * 1000)))
+                let ms = subscriptionMilliseconds(interval)
                 try client.call("events.subscribe", .object([("interval_ms", .int(ms)), ("stats", .bool(true))]))
                 while let event = try client.nextNotification(timeoutMilliseconds: ms * 5 + 5000) {
                     guard let params = event["params"] else { continue }
@@ -521,7 +529,7 @@ struct Events: ParsableCommand {
         try guarded {
             let client = try global.connect()
             do {
-                let ms = max(100, min(60_000, Int(interval * 1000)))
+                let ms = subscriptionMilliseconds(interval)
                 try client.call("events.subscribe", .object([("interval_ms", .int(ms)), ("stats", .bool(stats))]))
                 while true {
                     do {

@@ -335,6 +335,36 @@ func json(_ text: String) throws -> JSONValue { try JSONParser.parse(text) }
         #expect(flush[1]["error"]?["code"] == .int(RPCError.batchAborted))
     }
 
+    /// A batch with state.apply and another change would commit the apply's generation with
+    /// other content, and a retry of the same apply would then be refused: such a batch is
+    /// refused whole, and state.apply with read-only requests still works.
+    @Test func stateApplyIsTheOnlyChangeOfItsBatch() throws {
+        let h = try Harness()
+        let c = try h.client()
+        let apply = #"{"jsonrpc":"2.0","id":1,"method":"state.apply","params":{"generation":5,"vips":[{"address":"192.0.2.10","port":"lan0"}],"services":[]}}"#
+        let own = #"{"jsonrpc":"2.0","id":2,"method":"vip.own","params":{"address":"192.0.2.60","port":"lan0"}}"#
+        try c.send(line: "[\(apply),\(own)]")
+        let refused = try #require(c.readMessage()?.arrayValue)
+        #expect(refused.count == 2)
+        for r in refused {
+            #expect(r["error"]?["code"] == .int(RPCError.invalidRequest), "\(r.serialized)")
+            #expect(r["error"]?["message"]?.stringValue?.contains("state.apply must be the only change of its batch") == true)
+        }
+        #expect(h.plane.generation == 0)
+        #expect(h.plane.config.vips.count == 1)
+        // Two applies in one batch are refused too.
+        try c.send(line: "[\(apply),\(apply)]")
+        #expect(try #require(c.readMessage()?.arrayValue).allSatisfy { $0["error"]?["code"] == .int(RPCError.invalidRequest) })
+        // With read-only requests it is fine, and a retry of it is idempotent.
+        let get = #"{"jsonrpc":"2.0","id":3,"method":"state.get"}"#
+        try c.send(line: "[\(apply),\(get)]")
+        let ok = try #require(c.readMessage()?.arrayValue)
+        #expect(ok[0]["result"]?["generation"] == .int(5))
+        #expect(ok[1]["result"] != nil)
+        try c.send(line: apply)
+        #expect(try c.readMessage()?["result"]?["changed"] == .bool(false))
+    }
+
     @Test func protocolErrors() throws {
         let h = try Harness()
         let c = try h.client()
@@ -527,6 +557,35 @@ func json(_ text: String) throws -> JSONValue { try JSONParser.parse(text) }
         #expect(try h.client().call("state.get")["generation"] == .int(0))
     }
 
+    /// One line may not make the server build more than its output limit: a batch of big
+    /// `conntrack.list`s is cut off at the limit (-32006, nothing applied, connection closed),
+    /// and a batch holds at most `maxBatchRequests` requests.
+    @Test func batchResponseIsBoundedByTheOutputLimit() throws {
+        let limit = 64 << 10
+        let h = try Harness { $0.maxPendingOutputBytes = limit }
+        ControlMethods().insertFlows(h, clients: 20, backends: [0, 1])
+        let c = try h.client()
+        let own = #"{"jsonrpc":"2.0","id":0,"method":"vip.own","params":{"address":"192.0.2.50","port":"lan0"}}"#
+        let list = #"{"jsonrpc":"2.0","id":1,"method":"conntrack.list","params":{"limit":10000}}"#
+        try c.send(line: "[" + ([own] + Array(repeating: list, count: 200)).joined(separator: ",") + "]")
+        let r = try #require(try c.readMessage())
+        #expect(r["error"]?["code"] == .int(RPCError.limitExceeded), "\(r.serialized.prefix(300))")
+        #expect(r["error"]?["message"]?.stringValue?.contains("\(limit) bytes") == true)
+        #expect(try c.readMessage() == nil)
+        #expect(h.plane.generation == 0)
+        #expect(h.plane.config.vips.count == 1)
+        #expect(h.server.peakPendingOutput <= 2 * limit)
+        // Too many requests in one batch: refused as a whole, the connection stays.
+        let d = try h.client()
+        let version = #"{"jsonrpc":"2.0","id":1,"method":"conntrack.count"}"#
+        try d.send(line: "[" + Array(repeating: version, count: ControlPlane.maxBatchRequests + 1).joined(separator: ",") + "]")
+        let refused = try #require(try d.readMessage())
+        #expect(refused["error"]?["code"] == .int(RPCError.invalidRequest))
+        #expect(refused["error"]?["message"]?.stringValue?.contains("at most \(ControlPlane.maxBatchRequests)") == true)
+        try d.send(line: "[" + Array(repeating: version, count: ControlPlane.maxBatchRequests).joined(separator: ",") + "]")
+        #expect(try d.readMessage()?.arrayValue?.count == ControlPlane.maxBatchRequests)
+    }
+
     @Test func tooManyClientsAreTurnedAway() throws {
         let h = try Harness { $0.maxClients = 2 }
         let a = try h.client(), b = try h.client()
@@ -552,6 +611,21 @@ func json(_ text: String) throws -> JSONValue { try JSONParser.parse(text) }
         #expect(try h.client().call("api.version")["api"] == .string("1.0"))
     }
 
+    /// Blank lines are not requests: a client that sends only those is idle and is closed.
+    @Test func blankLinesDoNotKeepAConnection() throws {
+        let h = try Harness { $0.idleTimeoutMilliseconds = 300 }
+        let c = try h.client()
+        let end = ControlServer.monotonicMilliseconds() + 3000
+        var answer: JSONValue?
+        while answer == nil && ControlServer.monotonicMilliseconds() < end {
+            try? c.send(raw: Array(" \n\n".utf8))  // fails once the server has closed
+            answer = try? c.readMessage(timeoutMilliseconds: 50)
+        }
+        let r = try #require(answer, "still connected after 3 s of blank lines")
+        #expect(r["error"]?["code"] == .int(RPCError.limitExceeded))
+        #expect(r["error"]?["message"]?.stringValue?.contains("idle") == true)
+    }
+
     /// A client that sends requests but never reads its responses: once the kernel buffers are
     /// full and the server holds more than its output limit for it, it is cut off.
     @Test func clientThatDoesNotReadIsDisconnected() throws {
@@ -570,6 +644,9 @@ func json(_ text: String) throws -> JSONValue { try JSONParser.parse(text) }
         var answered = 0
         while let _ = try? c.readMessage(timeoutMilliseconds: 3000) { answered += 1 }
         #expect(answered < sent, "answered \(answered) of \(sent): the non-reading client was never cut off")
+        // What the server held for it stayed within the limit plus one response (itself at
+        // most the limit), however much the client sent.
+        #expect(h.server.peakPendingOutput <= 2 * (64 << 10), "peak output \(h.server.peakPendingOutput) bytes")
         #expect(try h.client().call("api.version")["api"] == .string("1.0"))
     }
 
@@ -579,6 +656,9 @@ func json(_ text: String) throws -> JSONValue { try JSONParser.parse(text) }
         #expect(h.server.isAllowed(.init(pid: 1, uid: 4242, gid: 1)))
         #expect(h.server.isAllowed(.init(pid: 1, uid: 1000, gid: 4343)))
         #expect(!h.server.isAllowed(.init(pid: Int32.max, uid: 65534, gid: 65534)))
+        // A supplementary group as captured at connect time, not the pid's groups now.
+        #expect(h.server.isAllowed(.init(pid: Int32.max, uid: 65534, gid: 65534, groups: [7, 4343])))
+        #expect(!h.server.isAllowed(.init(pid: getpid(), uid: 65534, gid: 65534, groups: [7, 434])))
         // The socket file carries the configured owner, group and mode (tests run as root).
         var st = stat()
         #expect(stat(h.path, &st) == 0)
@@ -595,7 +675,67 @@ func json(_ text: String) throws -> JSONValue { try JSONParser.parse(text) }
         let cred = try #require(ControlServer.peerCredentials(fds[0]))
         #expect(cred.uid == geteuid())
         #expect(cred.pid == getpid())
+        // SO_PEERGROUPS: our own supplementary groups.
+        var own = [gid_t](repeating: 0, count: 65536)
+        let n = getgroups(Int32(own.count), &own)
+        #expect(n >= 0)
+        #expect(Set(cred.groups) == Set(own.prefix(Int(n))))
         close(fds[0]); close(fds[1])
+    }
+
+    /// `stop` removes only the socket file it made (not what has since replaced it), and
+    /// leaves the plane without a callback into the stopped server.
+    @Test func stopRemovesOnlyItsOwnSocketFile() throws {
+        let h = try Harness()
+        #expect(h.plane.onChange != nil)
+        unlink(h.path)
+        let fd = open(h.path, O_CREAT | O_WRONLY, 0o600)
+        #expect(fd >= 0)
+        close(fd)
+        h.server.stop()
+        #expect(access(h.path, F_OK) == 0, "stop removed a file that is not its socket")
+        #expect(h.plane.onChange == nil)
+        unlink(h.path)
+        // Its own socket file it does remove.
+        let own = ControlServer(options: ControlServerOptions(path: h.path), plane: h.plane)
+        try own.start()
+        #expect(access(h.path, F_OK) == 0)
+        own.stop()
+        #expect(access(h.path, F_OK) != 0)
+    }
+
+    /// The socket is made in a private directory and renamed into place: a parent others may
+    /// write to (without the sticky bit) is refused by name, a sticky one is fine, and nothing
+    /// is left beside the socket.
+    @Test func socketDirectoryIsCheckedAndNothingIsLeftBeside() throws {
+        let h = try Harness()
+        let open = h.dir + "/open"
+        #expect(mkdir(open, 0o700) == 0)
+        #expect(chmod(open, 0o777) == 0)
+        let refused = ControlServer(options: ControlServerOptions(path: open + "/s.sock"), plane: h.plane)
+        do {
+            try refused.start()
+            refused.stop()
+            Issue.record("bound in a world-writable directory without the sticky bit")
+        } catch {
+            #expect(error.reason.contains(open), "\(error)")
+            #expect(error.reason.contains("sticky"), "\(error)")
+        }
+        #expect(access(open + "/s.sock", F_OK) != 0)
+        #expect(chmod(open, 0o1777) == 0)
+        var options = ControlServerOptions(path: open + "/s.sock")
+        options.mode = 0o600
+        let sticky = ControlServer(options: options, plane: h.plane)
+        try sticky.start()
+        var st = stat()
+        #expect(lstat(open + "/s.sock", &st) == 0)
+        #expect(st.st_mode & S_IFMT == S_IFSOCK)
+        #expect(st.st_mode & 0o7777 == 0o600)
+        #expect(try ControlClient(path: open + "/s.sock").call("api.version")["api"] == .string("1.0"))
+        #expect(ControlPlaneTestsSupport.entries(open) == ["s.sock"])
+        sticky.stop()
+        #expect(ControlPlaneTestsSupport.entries(open) == [])
+        rmdir(open)
     }
 
     @Test func staleSocketIsReplacedLiveOneRefused() throws {
@@ -623,6 +763,54 @@ func json(_ text: String) throws -> JSONValue { try JSONParser.parse(text) }
         #expect(v["a"]?.arrayValue?.count == 6)
         #expect(v["a"]?.arrayValue?[5] == .string("x\"\\/\u{08}\u{0C}\n\r\té😀"))
         #expect(try JSONParser.parse(v.serialized) == v)
+        let escaped = JSONValue.object([("k\u{2028}", .array([.string("\u{01}\u{7f}é😀\t"), .null, .bool(false), .int(-12)]))])
+        for value in [v, escaped, .array([]), .object([])] {
+            #expect(value.serializedByteCount == value.serialized.utf8.count)
+        }
+    }
+
+    /// Members and items are bounded and duplicates found through a set, so a hostile line's
+    /// parse stays short: past the bounds it is an error naming the bound (asserted here, not
+    /// timed), and a big object of distinct members parses.
+    @Test func membersAndItemsAreBounded() throws {
+        func object(_ n: Int) -> String {
+            "{" + (0..<n).map { "\"k\($0)\":\($0)" }.joined(separator: ",") + "}"
+        }
+        #expect(try JSONParser.parse(object(JSONParser.maxMembers)).objectValue?.count == JSONParser.maxMembers)
+        #expect(throws: JSONParseError.self) { try JSONParser.parse(object(JSONParser.maxMembers + 1)) }
+        do {
+            _ = try JSONParser.parse(object(20_000))
+            Issue.record("an object of 20000 members parsed")
+        } catch {
+            #expect(error.reason == "object with more than \(JSONParser.maxMembers) members")
+        }
+        let items = "[" + Array(repeating: "0", count: JSONParser.maxItems).joined(separator: ",")
+        #expect(try JSONParser.parse(items + "]").arrayValue?.count == JSONParser.maxItems)
+        do {
+            _ = try JSONParser.parse(items + ",0]")
+            Issue.record("an array of \(JSONParser.maxItems + 1) items parsed")
+        } catch {
+            #expect(error.reason == "array with more than \(JSONParser.maxItems) items")
+        }
+        // Duplicates are still found, however far apart.
+        do {
+            _ = try JSONParser.parse(String(object(5000).dropLast()) + #","k17":1}"#)
+            Issue.record("a duplicate member parsed")
+        } catch {
+            #expect(error.reason == "duplicate member 'k17'")
+        }
+    }
+
+    /// Over the socket: a parse error (-32700) naming the bound; the server carries on.
+    @Test func tooManyMembersIsAParseErrorOverTheSocket() throws {
+        let h = try Harness()
+        let c = try h.client()
+        let params = (0..<20_000).map { "\"k\($0)\":1" }.joined(separator: ",")
+        try c.send(line: #"{"jsonrpc":"2.0","id":1,"method":"stats","params":{"# + params + "}}")
+        let r = try #require(try c.readMessage())
+        #expect(r["error"]?["code"] == .int(RPCError.parseError))
+        #expect(r["error"]?["message"]?.stringValue?.contains("more than \(JSONParser.maxMembers) members") == true)
+        #expect(try c.call("api.version")["api"] == .string("1.0"))
     }
 
     @Test func rejectsWhatIsNotJSON() {
@@ -630,5 +818,19 @@ func json(_ text: String) throws -> JSONValue { try JSONParser.parse(text) }
                      "{\"a\":1}{", "{'a':1}", "NaN", "[1 2]", "{\"a\" 1}", "\"\\udc00\""] {
             #expect(throws: JSONParseError.self, "\(text)") { try JSONParser.parse(text) }
         }
+    }
+}
+
+enum ControlPlaneTestsSupport {
+    /// The names in a directory, sorted (without . and ..).
+    static func entries(_ dir: String) -> [String] {
+        guard let d = opendir(dir) else { return [] }
+        defer { closedir(d) }
+        var names: [String] = []
+        while let e = readdir(d) {
+            let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
     }
 }

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The control socket against the real `sluiced` (net_af_packet into the load-balancing lab of
 # tools/lib/lb-lab.sh), driven by `sluicectl` and by plain `socat`:
-#  1. the socket is 0660; a client running as `nobody` is refused (by the file mode, and by
-#     SO_PEERCRED once the mode would let it in);
+#  1. the socket is 0660 in its configured group; a client running as `nobody` is refused (by
+#     the file mode, and by SO_PEERCRED once the mode would let it in), and let in when the
+#     group is one of its supplementary groups (SO_PEERGROUPS, more than 64 of them);
 #  2. live backend changes proven by traffic: a removed backend gets no new connections, added
 #     back it gets them again; a drained one gets none;
 #  3. a request the data plane refuses (unreachable backend), malformed JSON, an unknown method
@@ -18,7 +19,7 @@ SLUICED=${SLUICED:-.build/release/sluiced}
 SLUICECTL=${SLUICECTL:-$(dirname "$SLUICED")/sluicectl}
 [ -x "$SLUICED" ] || { echo "FAIL: $SLUICED not built"; exit 1; }
 [ -x "$SLUICECTL" ] || { echo "FAIL: $SLUICECTL not built"; exit 1; }
-for c in curl socat setpriv python3; do command -v $c >/dev/null || { echo "FAIL: $c is not installed"; exit 1; }; done
+for c in curl socat setpriv python3 prlimit; do command -v $c >/dev/null || { echo "FAIL: $c is not installed"; exit 1; }; done
 
 lab_init slcs
 lb_lab_up "sc$$"
@@ -31,8 +32,11 @@ fail() {
 # `nobody` must be able to reach the socket's directory for the SO_PEERCRED check to be reached.
 chmod 711 "$LAB_DIR"
 SOCK="$LAB_DIR/sluiced.sock"
+# The socket's group: a numeric gid no account needs (nothing to create or delete); a client
+# gets it only as a supplementary group through setpriv.
+SOCK_GID=$((61000 + $$ % 4000))
 lb_config "slcs$$" "
-control: { socket: \"$SOCK\" }
+control: { socket: \"$SOCK\", group: \"$SOCK_GID\" }
 services:
   - name: web
     vip: 192.0.2.10
@@ -66,7 +70,19 @@ chmod 666 "$SOCK"
 set +e; out=$(as_nobody version 2>&1); rc=$?; set -e
 chmod 660 "$SOCK"
 [ "$rc" -eq 1 ] && echo "$out" | grep -q -- "-32004" || fail "nobody with mode 0666: rc=$rc: $out"
-echo "ok: socket 0660; nobody refused by the mode and by SO_PEERCRED (-32004)"
+[ "$(stat -c %g "$SOCK")" = "$SOCK_GID" ] || fail "socket group $(stat -c %g "$SOCK"), expected $SOCK_GID"
+# Granted by a supplementary group (SO_PEERGROUPS), listed after 70 others so the server's
+# first 64-entry buffer is too small.
+others=$(seq -s, 70000 70069)
+out=$(setpriv --reuid=nobody --regid=nogroup --groups="$others,$SOCK_GID" "$SLUICECTL" version --socket "$SOCK" 2>&1) \
+  || fail "nobody with supplementary group $SOCK_GID refused: $out"
+echo "$out" | grep -q "control API 1.0" || fail "nobody in group $SOCK_GID: $out"
+# Through mode 0666 again, with many groups but not that one: still refused by the server.
+chmod 666 "$SOCK"
+set +e; out=$(setpriv --reuid=nobody --regid=nogroup --groups="$others" "$SLUICECTL" version --socket "$SOCK" 2>&1); rc=$?; set -e
+chmod 660 "$SOCK"
+[ "$rc" -eq 1 ] && echo "$out" | grep -q -- "-32004" || fail "nobody with 70 other groups, mode 0666: rc=$rc: $out"
+echo "ok: socket 0660; nobody refused by the mode and by SO_PEERCRED (-32004); granted by a supplementary group (SO_PEERGROUPS)"
 
 # --- 2. Live backend changes, proven by traffic
 requests() { # COUNT OUTFILE → number of successes; bodies in OUTFILE
@@ -176,6 +192,42 @@ flushed=$(ctl conntrack flush --service web --json | python3 -c 'import json,sys
 [ "$flushed" -gt 0 ] || fail "conntrack flush removed nothing"
 ctl neighbors | grep -q "198.51.100.11" || fail "neighbors"
 echo "ok: stats, conntrack count=$count (flushed $flushed), neighbors"
+# Extreme --interval values are clamped (100 ms … 60 s), never a crash: each still streams
+# until `timeout` ends it (rc 124).
+for iv in inf nan 1e300 -5; do
+  set +e; timeout 2 "$SLUICECTL" events --socket "$SOCK" --interval="$iv" >/dev/null 2>"$LAB_DIR/iv.err"; rc=$?; set -e
+  [ "$rc" -eq 124 ] || fail "sluicectl events --interval $iv: rc=$rc $(cat "$LAB_DIR/iv.err")"
+done
+echo "ok: sluicectl --interval inf/nan/1e300/-5 clamped"
+
+# --- 6. Out of file descriptors: accept fails (EMFILE) while a connection waits; the control
+# thread must not spin on its readable listener, and serves the connection once fds are back.
+CTL_TID=$(grep -lx sluice-control /proc/$SLUICED_PID/task/*/comm | head -1 | cut -d/ -f5)
+[ -n "$CTL_TID" ] || fail "no sluice-control thread"
+ctl_ticks() { awk '{print $14 + $15}' "/proc/$SLUICED_PID/task/$CTL_TID/stat"; }
+lowest_free=$(python3 -c '
+import os, sys
+used = {int(x) for x in os.listdir("/proc/%s/fd" % sys.argv[1])}
+n = 0
+while n in used: n += 1
+print(n)' $SLUICED_PID)
+soft=$(prlimit --pid $SLUICED_PID --nofile --output SOFT --noheadings | tr -d ' ')
+prlimit --pid $SLUICED_PID --nofile=$lowest_free:
+python3 - "$SOCK" >"$LAB_DIR/emfile.out" 2>&1 <<'PY' &
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.settimeout(5)
+time.sleep(3)   # the limit is restored after about 2.3 s
+s.sendall(b'{"jsonrpc":"2.0","id":1,"method":"api.version"}\n')
+print(s.recv(65536).decode())
+PY
+EMFILE_CLIENT=$!
+sleep 0.3
+t0=$(ctl_ticks); sleep 2; t1=$(ctl_ticks)
+prlimit --pid $SLUICED_PID --nofile=$soft:
+wait $EMFILE_CLIENT || fail "client waiting through EMFILE: $(cat "$LAB_DIR/emfile.out")"
+grep -q '"api":"1.0"' "$LAB_DIR/emfile.out" || fail "not served after EMFILE: $(cat "$LAB_DIR/emfile.out")"
+[ $((t1 - t0)) -lt 50 ] || fail "control thread used $((t1 - t0)) ticks of 200 in 2 s at EMFILE (busy loop)"
+echo "ok: EMFILE: control thread used $((t1 - t0)) ticks in 2 s, the waiting client served once fds were back"
 
 alive
 kill -INT $SLUICED_PID
