@@ -59,6 +59,10 @@ struct SluicePktgenCommand: ParsableCommand {
     var intervalMilliseconds: Int = 100
     @Option(name: .customLong("link-timeout-ms"), help: "How long to wait for the links (memif: for the peer).")
     var linkTimeoutMilliseconds: Int = 10_000
+    @Option(name: .customLong("wait-peer-close-ms"), help: ArgumentHelp(
+        "After reporting, keep the ports open until the peer closes its side (links down), at most this long.",
+        discussion: "With net_memif, a peer that keeps polling while the other side disconnects can crash in DPDK 22.11's memif PMD: stop the load balancer first, then let sluice-pktgen close."))
+    var waitPeerCloseMilliseconds: Int = 0
     @Option(help: "Mbufs in the pool.")
     var mbufs: Int = 16_383
     @Flag(name: .customLong("no-verify-checksums"), help: "Do not verify returned packets' L4 checksums.")
@@ -108,12 +112,19 @@ struct SluicePktgenCommand: ParsableCommand {
         signal(SIGINT) { _ in stopRequested.store(true, ordering: .relaxed) }
         signal(SIGTERM) { _ in stopRequested.store(true, ordering: .relaxed) }
         do {
-            let report = try Session(plan: plan, command: self).run()
-            print(report.humanSummary())
-            if let json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                try encoder.encode(report).write(to: URL(fileURLWithPath: json))
+            try Session(plan: plan, command: self).run { report in
+                print(report.humanSummary())
+                if let json {
+                    let encoder = JSONEncoder()
+                    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                    do {
+                        // Written whole to a temporary name, then renamed: a watcher never reads half a file.
+                        try encoder.encode(report).write(to: URL(fileURLWithPath: json + ".tmp"))
+                        _ = rename(json + ".tmp", json)
+                    } catch {
+                        FileHandle.standardError.write(Data("sluice-pktgen: --json \(json): \(error)\n".utf8))
+                    }
+                }
             }
         } catch let error as DPDKError {
             FileHandle.standardError.write(Data("sluice-pktgen: \(error)\n".utf8))
@@ -143,7 +154,7 @@ struct Session {
     let plan: TrafficPlan
     let command: SluicePktgenCommand
 
-    func run() throws(DPDKError) -> Report {
+    func run(deliver: (Report) -> Void) throws(DPDKError) {
         let txDevice = DeviceSpec(command.txPort)
         let rxDevice = command.rxPort.map(DeviceSpec.init) ?? txDevice
         let devices = rxDevice == txDevice ? [txDevice] : [txDevice, rxDevice]
@@ -194,7 +205,14 @@ struct Session {
                                            inOrder: false, recordLatency: true, intervalTicks: interval,
                                            drainSeconds: drain, drainIdleSeconds: drainIdle))
         let portStats = ports.map { ($0.name, $0.statistics) }
-        return Report(plan: plan, command: command, tscHz: hz, warmup: warmupCounters, measured: counters,
-                      generator: generator, portStats: portStats)
+        deliver(Report(plan: plan, command: command, tscHz: hz, warmup: warmupCounters, measured: counters,
+                       generator: generator, portStats: portStats))
+        if command.waitPeerCloseMilliseconds > 0 {
+            var waited = 0
+            while waited < command.waitPeerCloseMilliseconds && ports.contains(where: { $0.link?.up ?? false }) {
+                usleep(50_000)
+                waited += 50
+            }
+        }
     }
 }
