@@ -10,6 +10,7 @@ packages=(
   libdpdk-dev dpdk-dev dpdk libnuma-dev pkg-config   # the data plane
   python3-scapy                                      # fixture generator, lab traffic
   iproute2 iputils-ping arping tcpdump socat procps ethtool curl  # namespace tests
+  python3-matplotlib                                 # bench/scenarios.sh's plots (benchmarks only)
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -30,4 +31,7 @@ fi
 echo "setup: swift build -c $config"
 swift build -c "$config" --product sluiced 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]' || true
 test -x ".build/$config/sluiced" || { echo "setup: build failed" >&2; exit 1; }
-echo "setup: built .build/$config/sluiced"
+# The traffic generator: Tests/integration/pktgen-memif.sh and bench/scenarios.sh drive sluiced with it.
+swift build -c "$config" --product sluice-pktgen 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]' || true
+test -x ".build/$config/sluice-pktgen" || { echo "setup: sluice-pktgen build failed" >&2; exit 1; }
+echo "setup: built .build/$config/sluiced and .build/$config/sluice-pktgen"

@@ -26,11 +26,12 @@ public struct ReturnedPacket: Sendable, Equatable {
 
 /// Why a received frame is not a generated packet coming back.
 public enum ForeignFrame: Error, Sendable {
-    /// ARP, IPv6 neighbor discovery and anything not IPv4/IPv6 TCP/UDP (announcements, probes).
+    /// ARP, IPv6 neighbor discovery, ICMP and any protocol other than the generated one
+    /// (announcements, probes).
     case notTraffic
     /// Malformed: the parser rejected it.
     case malformed
-    /// Well formed, but too short to hold the stamp, or of the wrong protocol.
+    /// The generated protocol, but too short to hold the stamp or with a flow id out of range.
     case noStamp
 }
 
@@ -70,7 +71,8 @@ public struct ReturnClassifier: Sendable {
             encapsulated = true
         }
         let expected = isUDP ? IPProtocol.udp : IPProtocol.tcp
-        guard frame.l4Protocol == expected else { return .failure(.noStamp) }
+        // ICMP, ICMPv6 (neighbor discovery), other protocols: the balancer's own frames.
+        guard frame.l4Protocol == expected else { return .failure(.notTraffic) }
         let l4 = frame.l4Offset
         let payload = l4 + (isUDP ? HeaderSize.udp : Int(base.loadBE8(l4 + 12) >> 4) * 4)
         let stampEnd = payload + PacketStamp.timestampBytes + (isUDP ? PacketStamp.flowIDBytes : 0)

@@ -126,7 +126,7 @@ struct SluicePktgenCommand: ParsableCommand {
                     }
                 }
             }
-        } catch let error as DPDKError {
+        } catch {
             FileHandle.standardError.write(Data("sluice-pktgen: \(error)\n".utf8))
             throw ExitCode(1)
         }

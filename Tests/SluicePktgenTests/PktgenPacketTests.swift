@@ -237,3 +237,21 @@ struct PktgenFlowTests {
         #expect(set.templates.count == 24 && set.maxLength == 1514)
     }
 }
+
+@Suite("sluice-pktgen receive side: the balancer's own frames")
+struct PktgenForeignProtocolTests {
+    @Test("a frame of another protocol (an ICMPv6 neighbor advertisement) is not traffic")
+    func otherProtocol() {
+        // TCP packet, then the classifier for UDP: same addresses, other protocol.
+        var p = plan("[2001:db8::10]:80", .established)
+        p.sizes = .smallest
+        let (buffer, length) = written(p, size: p.minimumFrameSize, flow: 1, tsc: 1)
+        defer { buffer.deallocate() }
+        let classifier = ReturnClassifier(kind: .udp, flows: 10, verifyChecksums: true)
+        if case .failure(let why) = classifier.classify(buffer + 128, length: length) {
+            #expect(why == .notTraffic)
+        } else {
+            Issue.record("a TCP frame passed as UDP traffic")
+        }
+    }
+}
