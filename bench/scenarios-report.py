@@ -28,6 +28,7 @@ DESCRIPTIONS = {
     "ceiling-latency": ("dpdk-testpmd io", f"1k flows at {int(env['LAT_RATE']):,} pps"),
     "dnat-1k": ("sluiced dnat", "1k established flows"),
     "dnat-1k-latency": ("sluiced dnat", f"1k flows at {int(env['LAT_RATE']):,} pps"),
+    "dnat-1k-latency-drain10": ("sluiced dnat", f"1k flows at {int(env['LAT_RATE']):,} pps, tx_drain_us 10"),
     "dnat-100k": ("sluiced dnat", "100k established flows"),
     "dnat-1m": ("sluiced dnat", "1M established flows"),
     "dnat-1m-zipf": ("sluiced dnat", "1M flows, Zipf(0.99) popularity"),
@@ -108,11 +109,18 @@ for name in scenarios:
         rnd["memory"] = memory(log)
         packets = (rnd["testpmd"] or {}).get("packets") if name.startswith("ceiling") else rnd["sluiced_counters"].get("rx_packets")
         ss = schedstat(log)
+        rnd["cpu_share"] = rnd["oncpu_cycles_per_packet"] = rnd["busy_oncpu_cycles_per_packet"] = None
         if ss and ss[0] > 0 and packets and rnd["tsc_mhz"]:
             rnd["cpu_share"] = ss[0] / (ss[0] + ss[1])
             rnd["oncpu_cycles_per_packet"] = ss[0] * rnd["tsc_mhz"] / 1000 / packets
-        else:
-            rnd["cpu_share"] = rnd["oncpu_cycles_per_packet"] = None
+            if rnd["busy_share"] is None and rnd.get("testpmd"):
+                # testpmd's busy TSC cycles over the TSC cycles its thread existed (run + wait:
+                # a polling thread is always running or runnable).
+                rnd["busy_share"] = min(1.0, rnd["testpmd"]["busy_cycles"] / ((ss[0] + ss[1]) * rnd["tsc_mhz"] / 1000))
+            if rnd["busy_share"] is not None:
+                # Preemption falls on busy and idle polls alike, so the busy share of TSC time is
+                # also the busy share of on-CPU time: on-CPU busy cycles per packet.
+                rnd["busy_oncpu_cycles_per_packet"] = rnd["oncpu_cycles_per_packet"] * rnd["busy_share"]
         rounds.append(rnd)
         if report["flows"]["moved_flows"]:
             problems.append(f"{name}: {report['flows']['moved_flows']} flows moved backend")
@@ -121,6 +129,7 @@ for name in scenarios:
         continue
     last = rounds[-1]["pktgen"]
     cycles = median([r["cycles_per_packet"] for r in rounds])
+    busy_oncpu = median([r["busy_oncpu_cycles_per_packet"] for r in rounds])
     mhz = median([r["tsc_mhz"] for r in rounds])
     entry = {
         "name": name,
@@ -134,7 +143,8 @@ for name in scenarios:
         "delivered_mpps": median([r["pktgen"]["measured"]["rx_mpps"] for r in rounds]),
         "offered_mpps": median([r["pktgen"]["measured"]["tx_mpps"] for r in rounds]),
         "cycles_per_packet": cycles,
-        "capacity_mpps": (mhz / cycles) if cycles and mhz else None,
+        "busy_oncpu_cycles_per_packet": busy_oncpu,
+        "capacity_mpps": (mhz / busy_oncpu) if busy_oncpu and mhz else None,
         "busy_share": median([r.get("busy_share") for r in rounds]),
         "cpu_share": median([r.get("cpu_share") for r in rounds]),
         "oncpu_cycles_per_packet": median([r.get("oncpu_cycles_per_packet") for r in rounds]),
@@ -156,8 +166,8 @@ ceiling = by_name.get(CEILING)
 for r in results:
     if ceiling and r["name"] != CEILING and not r["name"].startswith("ceiling") and not r["rate_pps"]:
         r["ratio_to_ceiling"] = r["delivered_mpps"] / ceiling["delivered_mpps"] if ceiling["delivered_mpps"] else None
-        r["cycles_ratio_to_ceiling"] = (ceiling["cycles_per_packet"] / r["cycles_per_packet"]
-                                        if ceiling["cycles_per_packet"] and r["cycles_per_packet"] else None)
+        r["cycles_ratio_to_ceiling"] = (ceiling["busy_oncpu_cycles_per_packet"] / r["busy_oncpu_cycles_per_packet"]
+                                        if ceiling["busy_oncpu_cycles_per_packet"] and r["busy_oncpu_cycles_per_packet"] else None)
     else:
         r["ratio_to_ceiling"] = None
         r["cycles_ratio_to_ceiling"] = None
@@ -203,7 +213,7 @@ series = [r for r in results if r["name"] in ("dnat-1k", "dnat-100k", "dnat-1m",
 if series:
     xs = [r["flows"] for r in series]
     ax.plot(xs, [r["delivered_mpps"] for r in series], "o-", label="sluiced dnat: delivered Mpps")
-    ax.plot(xs, [r["capacity_mpps"] or 0 for r in series], "s--", label="sluiced dnat: TSC / busy cycles per packet")
+    ax.plot(xs, [r["capacity_mpps"] or 0 for r in series], "s--", label="sluiced dnat: one-core Mpps (TSC Hz / busy on-CPU cycles per packet)")
     for r in series:
         ax.annotate(f"{r['delivered_mpps']:.2f}", (r["flows"], r["delivered_mpps"]), textcoords="offset points", xytext=(0, 6),
                     ha="center", fontsize=8)
@@ -251,9 +261,9 @@ for r in results:
     busy = "—" if r["busy_share"] is None else f"{100 * r['busy_share']:.0f}%"
     share = "—" if r["cpu_share"] is None else f"{100 * r['cpu_share']:.0f}%"
     rows.append(f"| {r['name']} | {r['program']} | {r['what']} | **{fmt(r['delivered_mpps'], 3)}** | "
-                f"{fmt(r['cycles_per_packet'], 0)} | {fmt(r['capacity_mpps'], 2)} | "
-                f"{busy} | {share} | {fmt(r['oncpu_cycles_per_packet'], 0)} | "
-                f"{fmt(r['ratio_to_ceiling'])} | {us(lat['p50_ns'])} | {us(lat['p99_ns'])} | {us(lat['p999_ns'])} | "
+                f"{busy} | {share} | {fmt(r['cycles_per_packet'], 0)} | {fmt(r['oncpu_cycles_per_packet'], 0)} | "
+                f"**{fmt(r['busy_oncpu_cycles_per_packet'], 0)}** | **{fmt(r['capacity_mpps'], 2)}** | "
+                f"{fmt(r['ratio_to_ceiling'])} | {fmt(r['cycles_ratio_to_ceiling'])} | {us(lat['p50_ns'])} | {us(lat['p99_ns'])} | {us(lat['p999_ns'])} | "
                 f"{r['lost']} ({100 * r['loss_ratio']:.3f}%) | {r['flows_back']}/{r['flows']}, {r['moved_flows']} moved | "
                 f"{r['peak_rss_bytes'] / 2**20:.0f} |")
 ct_rows = [f"| {c['flows']:,} | {c['slots']:,} | {c['table_bytes'] / 2**20:.0f} MiB | {c['bytes_per_entry']:.1f} | "
@@ -266,10 +276,25 @@ def headline(name, label):
     r = head.get(name)
     if not r:
         return ""
-    ratio = f", {r['ratio_to_ceiling']:.2f}× testpmd's delivered rate" if r.get("ratio_to_ceiling") else ""
-    return (f"- {label}: **{r['delivered_mpps']:.2f} Mpps** delivered ({fmt(r['cycles_per_packet'], 0)} busy cycles/packet, "
-            f"i.e. {fmt(r['capacity_mpps'])} Mpps if the core did nothing else){ratio}; loss {100 * r['loss_ratio']:.3f}%\n")
+    ratio = ""
+    if r.get("ratio_to_ceiling"):
+        ratio = (f"; {r['ratio_to_ceiling']:.2f}× testpmd's delivered rate, testpmd's busy cycles ÷ these "
+                 f"{fmt(r['cycles_ratio_to_ceiling'])}")
+    lat = r["latency_ns"]
+    return (f"- {label}: **{r['delivered_mpps']:.2f} Mpps** delivered through the harness; sluiced's worker "
+            f"{fmt(r['busy_oncpu_cycles_per_packet'], 0)} busy on-CPU cycles/packet = **{fmt(r['capacity_mpps'])} Mpps "
+            f"per core**{ratio}; latency p50/p99/p99.9 {us(lat['p50_ns'])}/{us(lat['p99_ns'])}/{us(lat['p999_ns'])} µs "
+            f"(at max rate: queueing); loss {100 * r['loss_ratio']:.3f}%\n")
 
+
+lat_line = ""
+if "dnat-1k-latency" in head and "ceiling-latency" in head:
+    a, b, c = head["ceiling-latency"]["latency_ns"], head["dnat-1k-latency"]["latency_ns"], head.get("dnat-1k-latency-drain10", {}).get("latency_ns")
+    lat_line = (f"- Latency at {int(env['LAT_RATE']):,} pps, 1k flows (p50 / p99 / p99.9 µs): testpmd io {us(a['p50_ns'])} / "
+                f"{us(a['p99_ns'])} / {us(a['p999_ns'])}; sluiced {us(b['p50_ns'])} / {us(b['p99_ns'])} / {us(b['p999_ns'])}"
+                + (f"; sluiced with `tx_drain_us: 10` {us(c['p50_ns'])} / {us(c['p99_ns'])} / {us(c['p999_ns'])}" if c else "")
+                + ". Below one full burst per drain interval, sluiced holds forwarded packets until its TX drain timer "
+                "(`workers.tx_drain_us`, default 100 µs) fires.\n")
 
 md = f"""# Scenarios: sluiced driven by sluice-pktgen over memif
 
@@ -285,26 +310,34 @@ packet crosses two memif links (a copy into and out of shared memory on each sid
 "delivered" rate is bounded by the link and by pktgen as much as by the balancer; the
 busy-cycles figures isolate the balancer's own cost.
 
-{headline('dnat-1m', 'Established flows, 1M')}{headline('syn-1m', 'New flows (SYN only), 1M')}{headline('dnat-1k', 'Established flows, 1k')}
-| scenario | program | traffic | Mpps delivered | busy cycles/packet | TSC ÷ cycles (Mpps) | busy | CPU share | on-CPU cycles/packet | ÷ ceiling | p50 µs | p99 µs | p99.9 µs | lost | flows back, moved | peak RSS MiB |
-|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|
+{headline('dnat-1m', 'Established flows, 1M')}{headline('syn-1m', 'New flows (SYN only), 1M')}{headline('dnat-1k', 'Established flows, 1k')}{lat_line}
+| scenario | program | traffic | Mpps delivered | busy | CPU share | busy TSC cycles/packet | on-CPU cycles/packet | busy on-CPU cycles/packet | one-core Mpps | delivered ÷ ceiling | ceiling cycles ÷ these | p50 µs | p99 µs | p99.9 µs | lost | flows back, moved | peak RSS MiB |
+|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|
 {chr(10).join(rows)}
 
 - **Mpps delivered**: packets that came back to sluice-pktgen per second of its sending window
   (median of {env['ROUNDS']} round(s)), at the highest rate the link took (pktgen retries a full
   ring; it never counts a packet the port refused) or at the fixed rate named.
-- **busy cycles/packet**: for sluiced, `busy_cycles / rx_packets` from its counters at SIGINT
-  (TSC cycles of polls that received packets; the whole run, so the established-flow rows include
-  the warm-up pass that created each flow once); for testpmd, its `--record-core-cycles` figure
-  (the same definition). **TSC ÷ cycles** is what one core doing only this would forward.
-  **busy** is sluiced's busy share of its loop (below 100 % the balancer was waiting for packets:
-  pktgen or the link was the limit).
-- **CPU share**: the balancer's forwarding thread's run time / (run + time runnable but waiting
-  for its CPU), from `/proc/PID/task/TID/schedstat` over its whole life; below 100 % other
-  processes (pktgen, builds) took its CPU, and TSC-based busy cycles then include the time it was
-  preempted. **on-CPU cycles/packet**: its run time × TSC Hz / packets received (idle polls
-  included, so it equals the busy figure only when busy is ~100 %).
-- **÷ ceiling**: delivered Mpps over testpmd io's delivered Mpps on the same link in the same run.
+- **busy**: the share of the forwarding loop's TSC time spent in polls that received packets
+  (sluiced's `busy_cycles / total_cycles`; testpmd's `--record-core-cycles` busy cycles over the
+  TSC time its thread existed). Below 100 % the balancer waited for packets: pktgen or the link
+  was the limit, not the balancer.
+- **CPU share**: the forwarding thread's run time / (run + time runnable but waiting for its
+  CPU), from `/proc/PID/task/TID/schedstat`. Below 100 % other processes (pktgen's neighbours,
+  builds) took its CPU.
+- **busy TSC cycles/packet**: sluiced's `busy_cycles / rx_packets` (testpmd: its own figure) over
+  the whole run, so established-flow rows include the warm-up pass that created each flow once.
+  TSC cycles also run while the thread is preempted: on a shared machine they overstate.
+- **on-CPU cycles/packet**: run time × TSC Hz / packets: what the thread consumed, idle polls
+  included.
+- **busy on-CPU cycles/packet** = on-CPU cycles/packet × busy: the cost of forwarding a packet
+  with both preemption and idle polling taken out (assuming preemption falls on busy and idle
+  polls alike). **one-core Mpps** = TSC Hz / that: what one dedicated core would forward. This
+  is the per-core figure; "Mpps delivered" is bounded by this 2-vCPU harness.
+- **delivered ÷ ceiling**: delivered Mpps over testpmd io's delivered Mpps on the same link in the
+  same run; **ceiling cycles ÷ these**: testpmd's busy on-CPU cycles/packet over this row's (the
+  per-core ratio: 0.5 means sluiced does its load balancing in twice testpmd's io forwarding cost,
+  memif copies included in both).
 - **Latency**: sluice-pktgen writes the low 48 bits of its TSC into each packet and records
   arrival − stamp in an HDR histogram (hdrhistogram-swift, 3 significant digits). At max rate it
   is dominated by the memif rings' queueing (4096 slots each way); the `-latency` rows send at

@@ -17,6 +17,8 @@
 #   ceiling-latency   testpmd io, 1k flows at a fixed LAT_RATE pps: latency without queueing
 #   dnat-1k|100k|1m|10m  sluiced dnat, established flows (warm-up pass first), 64-byte TCP ACKs
 #   dnat-1k-latency   sluiced dnat, 1k flows at LAT_RATE pps
+#   dnat-1k-latency-drain10  the same with workers.tx_drain_us 10 (default 100): below a full
+#                     burst per drain interval, sluiced holds packets up to the drain timer
 #   dnat-1m-zipf      sluiced dnat, 1M flows, Zipf(0.99) popularity
 #   syn-1m            sluiced dnat, new flows only: 1M SYNs, each from a new client end
 #   vxlan-100k        sluiced vxlan (DNAT + VXLAN to the node's VTEP), 100k flows
@@ -50,7 +52,7 @@ FLOWS_XL=${FLOWS_XL:-10000000}
 CONNTRACK_FLOWS=${CONNTRACK_FLOWS:-10000000}
 SCRATCH=${SCRATCH:-.build-pktgen}
 RESULTS_DIR=${RESULTS_DIR:-bench/results}
-ALL_SCENARIOS="ceiling ceiling-latency dnat-1k dnat-1k-latency dnat-100k dnat-1m dnat-1m-zipf dnat-10m syn-1m vxlan-100k ipv6-1k update-storm conntrack maglev"
+ALL_SCENARIOS="ceiling ceiling-latency dnat-1k dnat-1k-latency dnat-1k-latency-drain10 dnat-100k dnat-1m dnat-1m-zipf dnat-10m syn-1m vxlan-100k ipv6-1k update-storm conntrack maglev"
 SCENARIOS=${SCENARIOS:-$ALL_SCENARIOS}
 [ "$FLOWS_XL" = 0 ] && SCENARIOS=$(echo " $SCENARIOS " | sed 's/ dnat-10m / /')
 SLUICED="$SCRATCH/release/sluiced"
@@ -90,9 +92,9 @@ PG_RX="net_memif1,role=client,socket=$WORK/b.sock,$MEMIF_OPTS"
 EAL_LB=(--no-huge --no-pci -l 0,1 --main-lcore 0 --log-level lib.eal:error)
 EAL_PG=(--no-huge --no-pci -l 0 --log-level lib.eal:error -m 768)
 
-# lb_config FILE MODE FLOWS FAMILY: sluiced's configuration (8 backends, static neighbors).
+# lb_config FILE MODE FLOWS FAMILY DRAIN-US: sluiced's configuration (8 backends, static neighbors).
 lb_config() {
-  local file=$1 mode=$2 flows=$3 family=$4 i devices capacity
+  local file=$1 mode=$2 flows=$3 family=$4 drain=$5 i devices capacity
   read -r -a devices <<<"$(lb_devices)"
   capacity=$(( flows * 5 / 2 ))   # forward + reverse entry per flow at 80 % occupancy
   [ "$capacity" -lt 65536 ] && capacity=65536
@@ -101,7 +103,7 @@ lb_config() {
 ports:
   - { name: clients, device: "${devices[0]}", mac: "$LB_MAC", addresses: ["192.0.2.2/24", "2001:db8::2/64"] }
   - { name: backends, device: "${devices[1]}", mac: "02:00:00:00:5e:11", addresses: ["198.51.100.1/24", "2001:db8:1::1/64"] }
-workers: { lcores: [1], main_lcore: 0, mode: pipeline, idle: { mode: poll } }
+workers: { lcores: [1], main_lcore: 0, mode: pipeline, idle: { mode: poll }, tx_drain_us: $drain }
 mempool: { mbufs: 16383, cache_size: 256 }
 flows: { capacity: $capacity, hash_seed: "6c62656e63680000000000000000a5a5" }
 vips:
@@ -132,30 +134,31 @@ YAML
   } >"$file"
 }
 
-# scenario_args NAME: "TARGET-KIND MODE FLOWS FAMILY | pktgen options"
+# scenario_spec NAME: "PROGRAM MODE FLOWS FAMILY TX-DRAIN-US|pktgen options"
 scenario_spec() {
   local est="--traffic established --warmup --duration $MEASURE"
   local lat="--traffic established --warmup --rate $LAT_RATE --duration $LAT_SECONDS"
   case $1 in
-    ceiling)         echo "testpmd - 1000 4|--flows 1000 $est" ;;
-    ceiling-latency) echo "testpmd - 1000 4|--flows 1000 $lat" ;;
-    dnat-1k)         echo "sluiced dnat 1000 4|--flows 1000 $est" ;;
-    dnat-1k-latency) echo "sluiced dnat 1000 4|--flows 1000 $lat" ;;
-    dnat-100k)       echo "sluiced dnat 100000 4|--flows 100000 $est" ;;
-    dnat-1m)         echo "sluiced dnat 1000000 4|--flows 1000000 $est" ;;
-    dnat-1m-zipf)    echo "sluiced dnat 1000000 4|--flows 1000000 --popularity zipf --zipf-exponent 0.99 $est" ;;
-    dnat-10m)        echo "sluiced dnat $FLOWS_XL 4|--flows $FLOWS_XL $est" ;;
-    syn-1m)          echo "sluiced dnat 1000000 4|--flows 1000000 --traffic syn --packets 1000000 --duration 0" ;;
-    vxlan-100k)      echo "sluiced vxlan 100000 4|--flows 100000 $est" ;;
-    ipv6-1k)         echo "sluiced dnat 1000 6|--flows 1000 $est" ;;
+    ceiling)         echo "testpmd - 1000 4 -|--flows 1000 $est" ;;
+    ceiling-latency) echo "testpmd - 1000 4 -|--flows 1000 $lat" ;;
+    dnat-1k)         echo "sluiced dnat 1000 4 100|--flows 1000 $est" ;;
+    dnat-1k-latency) echo "sluiced dnat 1000 4 100|--flows 1000 $lat" ;;
+    dnat-1k-latency-drain10) echo "sluiced dnat 1000 4 10|--flows 1000 $lat" ;;
+    dnat-100k)       echo "sluiced dnat 100000 4 100|--flows 100000 $est" ;;
+    dnat-1m)         echo "sluiced dnat 1000000 4 100|--flows 1000000 $est" ;;
+    dnat-1m-zipf)    echo "sluiced dnat 1000000 4 100|--flows 1000000 --popularity zipf --zipf-exponent 0.99 $est" ;;
+    dnat-10m)        echo "sluiced dnat $FLOWS_XL 4 100|--flows $FLOWS_XL $est" ;;
+    syn-1m)          echo "sluiced dnat 1000000 4 100|--flows 1000000 --traffic syn --packets 1000000 --duration 0" ;;
+    vxlan-100k)      echo "sluiced vxlan 100000 4 100|--flows 100000 $est" ;;
+    ipv6-1k)         echo "sluiced dnat 1000 6 100|--flows 1000 $est" ;;
   esac
 }
 
 # run_lb NAME ROUND: one balancer process and one pktgen run over the memif link.
 run_lb() {
-  local name=$1 round=$2 spec program mode flows family options log pg json target pid pgpid
+  local name=$1 round=$2 spec program mode flows family drain options log pg json target pid pgpid
   spec=$(scenario_spec "$name")
-  read -r program mode flows family <<<"${spec%%|*}"
+  read -r program mode flows family drain <<<"${spec%%|*}"
   options=${spec#*|}
   log="$WORK/runs/$name.r$round.lb.log"
   pg="$WORK/runs/$name.r$round.pktgen.log"
@@ -167,7 +170,7 @@ run_lb() {
       --no-mlockall --forward-mode=io --nb-cores=1 --auto-start --stats-period 1 --total-num-mbufs=16384 \
       --record-core-cycles >"$log" 2>&1 &
   else
-    lb_config "$WORK/$name.yaml" "$mode" "$flows" "$family"
+    lb_config "$WORK/$name.yaml" "$mode" "$flows" "$family" "$drain"
     "$SLUICED" --config "$WORK/$name.yaml" -- "${EAL_LB[@]}" -m 768 --file-prefix "$PREFIX-$name-$round" >"$log" 2>&1 &
   fi
   pid=$!
