@@ -197,6 +197,15 @@ if "maglev" in scenarios:
 environment = {k.lower(): env.get(k) for k in ("CPU", "MHZ", "DPDK_VERSION", "SWIFT_VERSION", "COMMIT", "DIRTY", "COMMAND",
                                                 "SETTINGS", "ELAPSED", "LOAD_BEFORE", "LOAD_AFTER")}
 environment["vcpus"] = os.cpu_count()
+others = []
+try:
+    others = [int(line.split()[2]) for line in open(f"{work}/runs/others")]
+except OSError:
+    pass
+environment["other_dpdk_processes_max"] = max(others, default=0)
+environment["other_dpdk_processes_runs"] = sum(1 for n in others if n > 0)
+shares = [r["cpu_share"] for r in results if r.get("cpu_share") is not None]
+environment["balancer_cpu_share_median"] = median(shares)
 document = {"environment": environment, "scenarios": results, "conntrack": conntrack, "maglev_build": maglev,
             "update_storm": {"status": "todo", "hook": "scenario_update_storm in bench/scenarios.sh"}}
 slim = json.loads(json.dumps(document))
@@ -287,6 +296,14 @@ def headline(name, label):
             f"(at max rate: queueing); loss {100 * r['loss_ratio']:.3f}%\n")
 
 
+contention = ""
+if environment["balancer_cpu_share_median"] is not None and environment["balancer_cpu_share_median"] < 0.8:
+    contention = (f"**This run was contended**: the balancer's forwarding thread got a median "
+                  f"{100 * environment['balancer_cpu_share_median']:.0f} % of its CPU; "
+                  f"{environment['other_dpdk_processes_runs']} of {len(others)} runs started while other DPDK processes "
+                  f"were polling (at most {environment['other_dpdk_processes_max']}). Delivered rates and latency tails "
+                  "reflect that; the busy on-CPU cycles per packet are the figures least affected.\n\n")
+
 lat_line = ""
 if "dnat-1k-latency" in head and "ceiling-latency" in head:
     a, b, c = head["ceiling-latency"]["latency_ns"], head["dnat-1k-latency"]["latency_ns"], head.get("dnat-1k-latency-drain10", {}).get("latency_ns")
@@ -304,7 +321,7 @@ CPU: {env['CPU']}, {os.cpu_count()} vCPUs at {env['MHZ']} MHz (virtual machine, 
 DPDK {env['DPDK_VERSION']} (Debian); {env['SWIFT_VERSION']}. Load average before / after:
 {env['LOAD_BEFORE']} / {env['LOAD_AFTER']} (other builds were running on this shared machine).
 
-**Both programs share this 2-vCPU machine**: the balancer (sluiced with one worker, or testpmd
+{contention}**Both programs share this 2-vCPU machine**: the balancer (sluiced with one worker, or testpmd
 with one forwarding core) polls on CPU 1, sluice-pktgen generates and receives on CPU 0. Every
 packet crosses two memif links (a copy into and out of shared memory on each side), so the
 "delivered" rate is bounded by the link and by pktgen as much as by the balancer; the

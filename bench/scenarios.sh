@@ -164,6 +164,9 @@ run_lb() {
   pg="$WORK/runs/$name.r$round.pktgen.log"
   json="$WORK/runs/$name.r$round.pktgen.json"
   rm -f "$WORK/c.sock" "$WORK/b.sock"
+  # Other DPDK processes polling on this machine (other benchmarks) take the same CPUs.
+  others=$(ps -eo comm= | grep -cE '^(sluiced|dpdk-testpmd|sluice-pktgen|pktgen|dpdk-l3fwd|l3fwd)$' || true)
+  echo "$name $round $others" >>"$WORK/runs/others"
   local devices; read -r -a devices <<<"$(lb_devices)"
   if [ "$program" = testpmd ]; then
     "$TESTPMD" "${EAL_LB[@]}" -m 1024 --file-prefix "$PREFIX-$name-$round" --vdev "${devices[0]}" --vdev "${devices[1]}" -- \
