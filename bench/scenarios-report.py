@@ -227,7 +227,10 @@ if series:
         ax.annotate(f"{r['delivered_mpps']:.2f}", (r["flows"], r["delivered_mpps"]), textcoords="offset points", xytext=(0, 6),
                     ha="center", fontsize=8)
 if ceiling:
-    ax.axhline(ceiling["delivered_mpps"], color="gray", linestyle=":", label=f"testpmd io, same link: {ceiling['delivered_mpps']:.2f} Mpps")
+    ax.axhline(ceiling["delivered_mpps"], color="gray", linestyle=":", label=f"testpmd io, same link: delivered {ceiling['delivered_mpps']:.2f} Mpps")
+    if ceiling["capacity_mpps"]:
+        ax.axhline(ceiling["capacity_mpps"], color="gray", linestyle="-.",
+                   label=f"testpmd io, same link: one-core {ceiling['capacity_mpps']:.2f} Mpps")
 ax.set_xscale("log")
 ax.set_xlabel("established flows (64-byte TCP)")
 ax.set_ylabel("Mpps, one worker core")
@@ -240,7 +243,7 @@ fig.savefig(f"{out_dir}/scenarios-throughput.png", dpi=110)
 
 fig, ax = plt.subplots(figsize=(7, 4.2))
 for r in results:
-    if r["name"] not in ("ceiling-latency", "dnat-1k-latency", "dnat-1k", "ceiling"):
+    if r["name"] not in ("ceiling-latency", "dnat-1k-latency", "dnat-1k-latency-drain10", "dnat-1k", "ceiling"):
         continue
     cdf = r["raw_rounds"][-1]["pktgen"]["latency"]["cdf"]
     if cdf:
