@@ -77,6 +77,15 @@ def schedstat(log):
         return None
 
 
+def window(log):
+    """PACKETS RUN_NS WAIT_NS WALL_NS FIRST LAST from bench/telemetry-window.py, or None."""
+    try:
+        fields = [int(float(x)) for x in open(log + ".window").read().split()]
+        return fields if len(fields) == 6 and fields[0] > 0 and fields[1] > 0 else None
+    except (OSError, ValueError):
+        return None
+
+
 def median(values):
     values = [v for v in values if v is not None]
     return statistics.median(values) if values else None
@@ -121,6 +130,13 @@ for name in scenarios:
                 # Preemption falls on busy and idle polls alike, so the busy share of TSC time is
                 # also the busy share of on-CPU time: on-CPU busy cycles per packet.
                 rnd["busy_oncpu_cycles_per_packet"] = rnd["oncpu_cycles_per_packet"] * rnd["busy_share"]
+        w = window(log)
+        rnd["window"] = None
+        if w and rnd["tsc_mhz"]:
+            rnd["window"] = {"packets": w[0], "run_ns": w[1], "wait_ns": w[2], "wall_ns": w[3],
+                             "oncpu_cycles_per_packet": w[1] * rnd["tsc_mhz"] / 1000 / w[0],
+                             "oncpu_mpps": w[0] * 1000 / w[1], "cpu_share": w[1] / (w[1] + w[2]),
+                             "wall_mpps": w[0] * 1000 / w[3]}
         rounds.append(rnd)
         if report["flows"]["moved_flows"]:
             problems.append(f"{name}: {report['flows']['moved_flows']} flows moved backend")
@@ -144,6 +160,9 @@ for name in scenarios:
         "offered_mpps": median([r["pktgen"]["measured"]["tx_mpps"] for r in rounds]),
         "cycles_per_packet": cycles,
         "busy_oncpu_cycles_per_packet": busy_oncpu,
+        "window_cycles_per_packet": median([(r["window"] or {}).get("oncpu_cycles_per_packet") for r in rounds]),
+        "window_oncpu_mpps": median([(r["window"] or {}).get("oncpu_mpps") for r in rounds]),
+        "window_wall_mpps": median([(r["window"] or {}).get("wall_mpps") for r in rounds]),
         "capacity_mpps": (mhz / busy_oncpu) if busy_oncpu and mhz else None,
         "busy_share": median([r.get("busy_share") for r in rounds]),
         "cpu_share": median([r.get("cpu_share") for r in rounds]),
@@ -166,8 +185,8 @@ ceiling = by_name.get(CEILING)
 for r in results:
     if ceiling and r["name"] != CEILING and not r["name"].startswith("ceiling") and not r["rate_pps"]:
         r["ratio_to_ceiling"] = r["delivered_mpps"] / ceiling["delivered_mpps"] if ceiling["delivered_mpps"] else None
-        r["cycles_ratio_to_ceiling"] = (ceiling["busy_oncpu_cycles_per_packet"] / r["busy_oncpu_cycles_per_packet"]
-                                        if ceiling["busy_oncpu_cycles_per_packet"] and r["busy_oncpu_cycles_per_packet"] else None)
+        r["cycles_ratio_to_ceiling"] = (ceiling["window_cycles_per_packet"] / r["window_cycles_per_packet"]
+                                        if ceiling["window_cycles_per_packet"] and r["window_cycles_per_packet"] else None)
     else:
         r["ratio_to_ceiling"] = None
         r["cycles_ratio_to_ceiling"] = None
@@ -222,15 +241,15 @@ series = [r for r in results if r["name"] in ("dnat-1k", "dnat-100k", "dnat-1m",
 if series:
     xs = [r["flows"] for r in series]
     ax.plot(xs, [r["delivered_mpps"] for r in series], "o-", label="sluiced dnat: delivered Mpps")
-    ax.plot(xs, [r["capacity_mpps"] or 0 for r in series], "s--", label="sluiced dnat: one-core Mpps (TSC Hz / busy on-CPU cycles per packet)")
+    ax.plot(xs, [r["window_oncpu_mpps"] or 0 for r in series], "s--", label="sluiced dnat: one-core Mpps (steady window, on-CPU)")
     for r in series:
         ax.annotate(f"{r['delivered_mpps']:.2f}", (r["flows"], r["delivered_mpps"]), textcoords="offset points", xytext=(0, 6),
                     ha="center", fontsize=8)
 if ceiling:
     ax.axhline(ceiling["delivered_mpps"], color="gray", linestyle=":", label=f"testpmd io, same link: delivered {ceiling['delivered_mpps']:.2f} Mpps")
-    if ceiling["capacity_mpps"]:
-        ax.axhline(ceiling["capacity_mpps"], color="gray", linestyle="-.",
-                   label=f"testpmd io, same link: one-core {ceiling['capacity_mpps']:.2f} Mpps")
+    if ceiling["window_oncpu_mpps"]:
+        ax.axhline(ceiling["window_oncpu_mpps"], color="gray", linestyle="-.",
+                   label=f"testpmd io, same link: one-core {ceiling['window_oncpu_mpps']:.2f} Mpps (steady, on-CPU)")
 ax.set_xscale("log")
 ax.set_xlabel("established flows (64-byte TCP)")
 ax.set_ylabel("Mpps, one worker core")
@@ -273,11 +292,19 @@ for r in results:
     busy = "—" if r["busy_share"] is None else f"{100 * r['busy_share']:.0f}%"
     share = "—" if r["cpu_share"] is None else f"{100 * r['cpu_share']:.0f}%"
     rows.append(f"| {r['name']} | {r['program']} | {r['what']} | **{fmt(r['delivered_mpps'], 3)}** | "
-                f"{busy} | {share} | {fmt(r['cycles_per_packet'], 0)} | {fmt(r['oncpu_cycles_per_packet'], 0)} | "
-                f"**{fmt(r['busy_oncpu_cycles_per_packet'], 0)}** | **{fmt(r['capacity_mpps'], 2)}** | "
+                f"{busy} | {share} | **{fmt(r['window_cycles_per_packet'], 0)}** | **{fmt(r['window_oncpu_mpps'], 2)}** | "
+                f"{fmt(r['busy_oncpu_cycles_per_packet'], 0)} | "
                 f"{fmt(r['ratio_to_ceiling'])} | {fmt(r['cycles_ratio_to_ceiling'])} | {us(lat['p50_ns'])} | {us(lat['p99_ns'])} | {us(lat['p999_ns'])} | "
                 f"{r['lost']} ({100 * r['loss_ratio']:.3f}%) | {r['flows_back']}/{r['flows']}, {r['moved_flows']} moved | "
                 f"{r['peak_rss_bytes'] / 2**20:.0f} |")
+def pct(x):
+    return "—" if x is None else f"{100 * x:.0f}%"
+
+
+round_rows = ["| %s | %s | %s | %s |" % (
+    r["name"], " / ".join(f"{x:.3f}" for x in r["every_round_mpps"]),
+    " / ".join(fmt((x["window"] or {}).get("oncpu_cycles_per_packet"), 0) for x in r["raw_rounds"]),
+    " / ".join(pct(x["cpu_share"]) for x in r["raw_rounds"])) for r in results]
 ct_rows = [f"| {c['flows']:,} | {c['slots']:,} | {c['table_bytes'] / 2**20:.0f} MiB | {c['bytes_per_entry']:.1f} | "
            f"{c['bytes_per_connection']:.1f} | {c['load_percent']:.0f}% |" for c in conntrack]
 mg_rows = [f"| {m['backends']} | {m['table_size']} | {m['cpu_median']} | {m['cpu_min']} | {m['wall_median']} |" for m in maglev]
@@ -290,11 +317,11 @@ def headline(name, label):
         return ""
     ratio = ""
     if r.get("ratio_to_ceiling"):
-        ratio = (f"; {r['ratio_to_ceiling']:.2f}× testpmd's delivered rate, testpmd's busy cycles ÷ these "
+        ratio = (f"; {r['ratio_to_ceiling']:.2f}× testpmd's delivered rate, testpmd's cycles ÷ these "
                  f"{fmt(r['cycles_ratio_to_ceiling'])}")
     lat = r["latency_ns"]
     return (f"- {label}: **{r['delivered_mpps']:.2f} Mpps** delivered through the harness; sluiced's worker "
-            f"{fmt(r['busy_oncpu_cycles_per_packet'], 0)} busy on-CPU cycles/packet = **{fmt(r['capacity_mpps'])} Mpps "
+            f"{fmt(r['window_cycles_per_packet'], 0)} on-CPU cycles/packet in the steady window = **{fmt(r['window_oncpu_mpps'])} Mpps "
             f"per core**{ratio}; latency p50/p99/p99.9 {us(lat['p50_ns'])}/{us(lat['p99_ns'])}/{us(lat['p999_ns'])} µs "
             f"(at max rate: queueing); loss {100 * r['loss_ratio']:.3f}%\n")
 
@@ -318,11 +345,12 @@ if "dnat-1k-latency" in head and "ceiling-latency" in head:
 
 md = f"""# Scenarios: sluiced driven by sluice-pktgen over memif
 
-Measured by `{env['COMMAND'].strip()}` ({env['SETTINGS']}) on the date of the commit that added
-this file, at commit `{env['COMMIT']}`{env['DIRTY']}; {env['ELAPSED']} s in all.
+Measured by `{env['COMMAND'].strip()}` ({env['SETTINGS']}) on {env.get('DATE', '?')}
+at commit `{env['COMMIT']}`{env['DIRTY']}; {env['ELAPSED']} s in all.
 CPU: {env['CPU']}, {os.cpu_count()} vCPUs at {env['MHZ']} MHz (virtual machine, no hardware performance counters);
 DPDK {env['DPDK_VERSION']} (Debian); {env['SWIFT_VERSION']}. Load average before / after:
-{env['LOAD_BEFORE']} / {env['LOAD_AFTER']} (other builds were running on this shared machine).
+{env['LOAD_BEFORE']} / {env['LOAD_AFTER']} (the machine is shared with other work; the CPU share column shows
+what the balancer got).
 
 {contention}**Both programs share this 2-vCPU machine**: the balancer (sluiced with one worker, or testpmd
 with one forwarding core) polls on CPU 1, sluice-pktgen generates and receives on CPU 0. Every
@@ -331,7 +359,7 @@ packet crosses two memif links (a copy into and out of shared memory on each sid
 busy-cycles figures isolate the balancer's own cost.
 
 {headline('dnat-1m', 'Established flows, 1M')}{headline('syn-1m', 'New flows (SYN only), 1M')}{headline('dnat-1k', 'Established flows, 1k')}{lat_line}
-| scenario | program | traffic | Mpps delivered | busy | CPU share | busy TSC cycles/packet | on-CPU cycles/packet | busy on-CPU cycles/packet | one-core Mpps | delivered ÷ ceiling | ceiling cycles ÷ these | p50 µs | p99 µs | p99.9 µs | lost | flows back, moved | peak RSS MiB |
+| scenario | program | traffic | Mpps delivered | busy | CPU share | steady on-CPU cycles/packet | one-core Mpps (steady) | busy on-CPU cycles/packet, whole run | delivered ÷ ceiling | ceiling cycles ÷ these | p50 µs | p99 µs | p99.9 µs | lost | flows back, moved | peak RSS MiB |
 |---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|
 {chr(10).join(rows)}
 
@@ -345,17 +373,18 @@ busy-cycles figures isolate the balancer's own cost.
 - **CPU share**: the forwarding thread's run time / (run + time runnable but waiting for its
   CPU), from `/proc/PID/task/TID/schedstat`. Below 100 % other processes (pktgen's neighbours,
   builds) took its CPU.
-- **busy TSC cycles/packet**: sluiced's `busy_cycles / rx_packets` (testpmd: its own figure) over
-  the whole run, so established-flow rows include the warm-up pass that created each flow once.
-  TSC cycles also run while the thread is preempted: on a shared machine they overstate.
-- **on-CPU cycles/packet**: run time × TSC Hz / packets: what the thread consumed, idle polls
-  included.
-- **busy on-CPU cycles/packet** = on-CPU cycles/packet × busy: the cost of forwarding a packet
-  with both preemption and idle polling taken out (assuming preemption falls on busy and idle
-  polls alike). **one-core Mpps** = TSC Hz / that: what one dedicated core would forward. This
-  is the per-core figure; "Mpps delivered" is bounded by this 2-vCPU harness.
+- **steady on-CPU cycles/packet** (the per-core figure): over a window after the warm-up pass
+  (established rows: from flows + 100k packets, MEASURE − 1 s; syn-1m: packets 5 %..95 % of its
+  single pass), bench/telemetry-window.py samples port 0's `ipackets` through the balancer's DPDK
+  telemetry socket with its forwarding thread's run time (`/proc/PID/task/TID/schedstat`), as
+  bench/lb-fastpath.sh does: run time × TSC Hz / packets. Idle polls are included, so it is exact
+  only when **busy** is near 100 % (the balancer is the bottleneck) and an upper bound otherwise.
+  **one-core Mpps (steady)** = packets / run time in that window.
+- **busy on-CPU cycles/packet, whole run**: on-CPU cycles/packet over the balancer's whole life ×
+  busy share: idle polling and preemption taken out, but the warm-up pass (each flow's first,
+  flow-creating packet) included: at 10M flows that pass is half the packets.
 - **delivered ÷ ceiling**: delivered Mpps over testpmd io's delivered Mpps on the same link in the
-  same run; **ceiling cycles ÷ these**: testpmd's busy on-CPU cycles/packet over this row's (the
+  same run; **ceiling cycles ÷ these**: testpmd's steady on-CPU cycles/packet over this row's (the
   per-core ratio: 0.5 means sluiced does its load balancing in twice testpmd's io forwarding cost,
   memif copies included in both).
 - **Latency**: sluice-pktgen writes the low 48 bits of its TSC into each packet and records
@@ -366,6 +395,12 @@ busy-cycles figures isolate the balancer's own cost.
   `scenarios.json`); **flows back, moved**: flows that came back at least once, and flows that
   ever reached a backend other than their first (must be 0).
 - **peak RSS**: the balancer's VmHWM (flow table, mempool, code).
+
+Every round (medians above):
+
+| scenario | Mpps delivered | steady on-CPU cycles/packet | CPU share |
+|---|---|---|---|
+{chr(10).join(round_rows)}
 
 Plots: `scenarios-throughput.png` (throughput vs flows), `scenarios-latency-cdf.png` (latency
 CDF). The rate-over-time plot of an update storm awaits the control socket: `update-storm` is a

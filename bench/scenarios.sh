@@ -192,10 +192,25 @@ run_lb() {
     --json "$json" --wait-peer-close-ms 10000 -- "${EAL_PG[@]}" --file-prefix "$PREFIX-pg-$name-$round" >"$pg" 2>&1 &
   pgpid=$!
   PIDS+=("$pgpid")
+  # The steady window (bench/telemetry-window.py, as in lb-fastpath.sh): port 0's ipackets and the
+  # forwarding thread's CPU time, sampled through the balancer's telemetry socket, over a window
+  # that opens after the warm-up pass (flows + 100k packets) and ends before pktgen stops; for
+  # syn-1m, packets 5 %..95 % of its one pass. It excludes the warm-up that the whole-run
+  # counters include.
+  local window_args
+  case $name in
+    syn-*) window_args=(--from $((flows / 20)) --to $((flows - flows / 20)) --interval 0.005) ;;
+    *-latency*) window_args=(--from $((flows + 100000)) --seconds $((LAT_SECONDS > 1 ? LAT_SECONDS - 1 : 1))) ;;
+    *) window_args=(--from $((flows + 100000)) --seconds $((MEASURE > 1 ? MEASURE - 1 : 1))) ;;
+  esac
+  "$PYTHON" bench/telemetry-window.py "$pid" "/var/run/dpdk/$PREFIX-$name-$round/dpdk_telemetry.v2" \
+    "${window_args[@]}" --timeout 600 >"$log.window" 2>"$log.window.err" &
+  local twpid=$!
   # The balancer stops first (SIGINT once the report is written), then pktgen sees the links go
   # down and closes: a memif peer that disappears under a polling worker can crash DPDK 22.11's
   # memif PMD (docs/pktgen.md).
   while [ ! -f "$json" ] && kill -0 "$pgpid" 2>/dev/null; do sleep 0.1; done
+  wait "$twpid" || echo "  ($name: no steady window: $(cat "$log.window.err"))"
   grep -E '^(VmHWM|VmRSS)' "/proc/$pid/status" >"$log.memory" 2>/dev/null || true   # the balancer's peak memory
   worker_schedstat "$pid" >"$log.schedstat"   # its forwarding thread's run / wait ns (bench/lib.sh)
   kill -INT "$pid" 2>/dev/null || true
@@ -256,6 +271,7 @@ mkdir -p "$RESULTS_DIR"
 export WORK RESULTS_DIR ROUNDS MEASURE LAT_RATE LAT_SECONDS ELAPSED LOAD_BEFORE LOAD_AFTER CPU DPDK_VERSION SWIFT_VERSION \
   COMMIT DIRTY SCENARIOS CONNTRACK_FLOWS
 export COMMAND="bench/scenarios.sh $*"
+export DATE=$(date -u +%Y-%m-%d)
 export SETTINGS="ROUNDS=$ROUNDS MEASURE=$MEASURE LAT_RATE=$LAT_RATE LAT_SECONDS=$LAT_SECONDS FLOWS_XL=$FLOWS_XL CONNTRACK_FLOWS=$CONNTRACK_FLOWS"
 export MHZ=$(awk -F': ' '/cpu MHz/ { printf "%.0f", $2; exit }' /proc/cpuinfo)
 export EAL_LB_TEXT="${EAL_LB[*]}" EAL_PG_TEXT="${EAL_PG[*]}" MEMIF_OPTS
