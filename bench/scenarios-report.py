@@ -334,7 +334,8 @@ if environment["balancer_cpu_share_median"] is not None and environment["balance
                   f"{100 * environment['balancer_cpu_share_median']:.0f} % of its CPU; "
                   f"{environment['other_dpdk_processes_runs']} of {len(others)} runs started while other DPDK processes "
                   f"were polling (at most {environment['other_dpdk_processes_max']}). Delivered rates and latency tails "
-                  "reflect that; the busy on-CPU cycles per packet are the figures least affected.\n\n")
+                  "reflect that, and a neighbour on the balancer's core also evicts its caches, so cycles per packet rise "
+                  "too: compare the rounds (their CPU share is listed below).\n\n")
 
 lat_line = ""
 if "dnat-1k-latency" in head and "ceiling-latency" in head:
