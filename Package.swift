@@ -31,6 +31,7 @@ let package = Package(
     products: [
         .executable(name: "sluiced", targets: ["sluiced"]),
         .executable(name: "sluicectl", targets: ["sluicectl"]),
+        .executable(name: "sluice-pktgen", targets: ["sluice-pktgen"]),
         .library(name: "SluiceCore", targets: ["SluiceCore"]),
         // For bench/pipeline-bench (a separate package, so that the main build does not compile it).
         .library(name: "SluicePipeline", targets: ["SluiceConfig", "SluiceDataPlane", "SluiceConntrack", "SluiceMaglev"]),
@@ -40,6 +41,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
         // The Prometheus endpoint's HTTP/1.1 server (NIOHTTP1); used by SluiceMetricsHTTP only.
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         // C wrapper over DPDK: per-packet calls `static inline` in the header, setup out of line.
@@ -120,6 +122,19 @@ let package = Package(
             ],
             swiftSettings: [.unsafeFlags(dpdkCFlags.flatMap { ["-Xcc", $0] })]
         ),
+        // The traffic generator's packet side: flows, templates, receive checks. Imports no DPDK.
+        .target(name: "SluicePktgen", dependencies: ["SluiceCore", .product(name: "Yams", package: "Yams")],
+                swiftSettings: hotPathSwift),
+        // A DPDK traffic generator for benchmarking sluiced over memif / ring / af_packet (docs/pktgen.md).
+        .executableTarget(
+            name: "sluice-pktgen",
+            dependencies: [
+                "SluicePktgen", "SluiceDPDK", "CDPDK", "SluiceCore",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: hotPathSwift + [.unsafeFlags(dpdkCFlags.flatMap { ["-Xcc", $0] })]
+        ),
         // Golden fixtures live in Tests/Fixtures and are found through #filePath.
         // Helpers the golden-test targets share (hex fixtures); not part of the product.
         .target(name: "SluiceTestSupport", path: "Tests/Support/SluiceTestSupport"),
@@ -137,5 +152,6 @@ let package = Package(
         .testTarget(name: "SluiceMaglevTests", dependencies: ["SluiceMaglev", "SluiceCore"]),
         .testTarget(name: "SluiceConntrackTests", dependencies: ["SluiceConntrack"]),
         .testTarget(name: "SluiceMetricsTests", dependencies: ["SluiceMetrics", "SluiceConfig", "SluiceDataPlane", "SluiceCore"]),
+        .testTarget(name: "SluicePktgenTests", dependencies: ["SluicePktgen", "SluiceCore"]),
     ]
 )

@@ -12,6 +12,7 @@ packages=(
   iproute2 iputils-ping arping tcpdump socat procps ethtool curl  # namespace tests
   python3-prometheus-client                          # metrics test: the Prometheus text parser
   wrk nginx nftables conntrack util-linux            # bench/kernel-vs-sluiced.sh (taskset: util-linux)
+  python3-matplotlib                                 # bench/scenarios.sh's plots (benchmarks only)
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -32,5 +33,8 @@ fi
 echo "setup: swift build -c $config"
 swift build -c "$config" --product sluiced 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]' || true
 swift build -c "$config" --product sluicectl 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]' || true
-test -x ".build/$config/sluiced" || { echo "setup: build failed" >&2; exit 1; }
-echo "setup: built .build/$config/sluiced"
+test -x ".build/$config/sluiced" && test -x ".build/$config/sluicectl" || { echo "setup: build failed" >&2; exit 1; }
+# The traffic generator: Tests/integration/pktgen-memif.sh and bench/scenarios.sh drive sluiced with it.
+swift build -c "$config" --product sluice-pktgen 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]' || true
+test -x ".build/$config/sluice-pktgen" || { echo "setup: sluice-pktgen build failed" >&2; exit 1; }
+echo "setup: built .build/$config/sluiced, sluicectl and sluice-pktgen"
