@@ -403,8 +403,11 @@ public final class Worker: @unchecked Sendable {
             if let rcu { sl_rcu_quiescent(rcu, reader) }
             beforePoll()
             var received = 0
+            var fullBurst = false
             for l in 0..<laneCount {
-                received &+= pollLane(lanes + l)
+                let n = pollLane(lanes + l)
+                received &+= n
+                fullBurst = fullBurst || n == WorkerLoop.burstSize
             }
             let now = sl_rdtsc()
             tally.record(cycles: now &- iterationStart, busy: received > 0)
@@ -416,6 +419,11 @@ public final class Worker: @unchecked Sendable {
                 Worker.flushAll(lanes, count: laneCount, counters: counters)
                 tally.publish(to: counters)
                 lastDrain = now
+            } else if received > 0 && !fullBurst {
+                // No lane filled a burst: the RX rings are drained, so nothing more will join the
+                // buffered frames soon; they leave now rather than at the drain tick (under full
+                // load bursts are full and TX stays batched; the tick still bounds the wait).
+                Worker.flushAll(lanes, count: laneCount, counters: counters)
             }
             if emptyPolls >= backoffAfter {
                 onDrainTick(now)
