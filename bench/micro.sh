@@ -6,8 +6,13 @@
 # build never compiles it), runs every benchmark and prints the results, then runs them again under
 # `benchmark thresholds check` against the thresholds committed in bench/micro/Thresholds: one
 # hot-path allocation more than the harness's own (tolerance 0 absolute) or a p90 time more than
-# 60 % over its threshold fails the check. (The check runs the benchmarks itself: checking a stored
-# baseline would compare with the library's strict default tolerances, not the ones in the code.)
+# 150 % over its threshold (2.5×: this VM's p90 swings 2-3× under load) fails the check. (The
+# check runs the benchmarks itself: checking a stored baseline would compare with the library's
+# strict default tolerances, not the ones in the code.)
+#
+# Shown to flag: one allocation injected per iteration in the Maglev benchmark (16 → 17 mallocs
+# per iteration, tolerance 0) and the IPv4 parse loop run three times per operation (p90 +464 %)
+# both made the check report "WORSE than the defined thresholds".
 #
 # Usage: bench/micro.sh [--update-thresholds]      RESULTS=bench/results/micro.md FILTER=<regexp>
 #   --update-thresholds   store this run's p90s as the new thresholds (then commit them)
@@ -41,8 +46,16 @@ set +e
 CHECK=$?
 set -e
 # Without the build log.
-grep -v -E '^\[[0-9]+/[0-9]+\]|^Build|^Building|Write swift-version|Compiling|Linking|Wrapping AST' "$OUT/check.log" > "$OUT/check.txt" || true
+grep -a -v -E '^\[[0-9]+/[0-9]+\]|^Build|^Building|Write swift-version|Compiling|Linking|Wrapping AST' "$OUT/check.log" \
+  | sed 's/\x1b\[[0-9;]*m//g' > "$OUT/check.txt" || true
 cat "$OUT/check.txt"
+# `swift package` answers 1 for any failure of the plugin: the tool's verdict line tells a
+# regression (2) or improvements only (4) from a benchmark that did not run.
+if [ "$CHECK" != 0 ]; then
+  if grep -aq "is WORSE than the defined thresholds" "$OUT/check.txt"; then CHECK=2
+  elif grep -aq "is BETTER than the defined thresholds" "$OUT/check.txt"; then CHECK=4
+  fi
+fi
 case $CHECK in
   0) VERDICT="pass: every metric within its tolerance of the committed thresholds" ;;
   4) VERDICT="pass: only improvements beyond the tolerance (consider \`bench/micro.sh --update-thresholds\`)" ;;
@@ -56,7 +69,7 @@ cd - > /dev/null
   echo
   echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC') at commit $COMMIT$DIRTY; $CPU; $SWIFT_VERSION."
   echo "Command: \`bench/micro.sh\` (bench/micro, ordo-one/benchmark 1.38.1, release build, malloc interposer)."
-  echo "A shared VM with 2 vCPUs: times are noisy; instruction and allocation counts are the steady figures."
+  echo "A shared VM with 2 vCPUs (other builds running): times are noisy; allocation counts are the steady figures."
   echo
   echo "Units: parser, checksum, Maglev and conntrack benchmarks run 1000 operations per measured iteration;"
   echo "their rows marked * are per operation. Pipeline rows are per iteration: 1000 bursts of 32 established"

@@ -7,7 +7,7 @@
 // threshold is 0 absolute, so one allocation per run fails `benchmark thresholds check`.
 // Names carry no spaces or slashes: 1.38.1 writes threshold files with `_` for them but reads
 // them back under the raw name, so such a benchmark would never find its thresholds.
-// Time tolerances are generous (this VM has 2 shared vCPUs): a regression must be large to show.
+// Time tolerances are generous (this VM has 2 shared vCPUs): a slowdown must be 2.5× to show.
 //
 // Units: every benchmark but the pipeline ones runs 1000 operations per measured iteration
 // (`scalingFactor: .kilo`); the tables show them per operation (rows marked *), the threshold files
@@ -33,7 +33,12 @@ import Glibc
 // MARK: Tolerances
 
 /// Time: p90 may be this many percent slower than the committed threshold before a check fails.
-var timeTolerance: BenchmarkThresholds { .init(relative: [.p90: 60.0]) }
+/// The check compares p90 only, and on this VM (2 shared vCPUs, other builds running) a p90 of
+/// 2-3× the quiet figure was seen with no code change (at +60 % the pipeline rows failed), so only
+/// a slowdown of 2.5× or more fails; the allocation counts are the strict guard.
+var timeTolerance: BenchmarkThresholds { .init(relative: [.p90: 150.0]) }
+/// Throughput, the same bound seen from the other side: below 1/2.5 = 40 % of the threshold.
+var throughputTolerance: BenchmarkThresholds { .init(relative: [.p90: 60.0]) }
 /// Instructions are steadier than time, but hash tables and random keys vary: 20 %.
 var instructionTolerance: BenchmarkThresholds { .init(relative: [.p90: 20.0]) }
 /// Hot path: not one allocation.
@@ -44,7 +49,7 @@ var metrics: [BenchmarkMetric] { [.wallClock, .throughput, .instructions, .mallo
 func configuration(scaling: BenchmarkScalingFactor = .kilo, seconds: Int = 2) -> Benchmark.Configuration {
     .init(metrics: metrics, warmupIterations: 3, scalingFactor: scaling,
           maxDuration: .seconds(seconds), maxIterations: 100_000,
-          thresholds: [.wallClock: timeTolerance, .throughput: timeTolerance,
+          thresholds: [.wallClock: timeTolerance, .throughput: throughputTolerance,
                        .instructions: instructionTolerance, .mallocCountTotal: noAllocation])
 }
 
