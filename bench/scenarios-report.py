@@ -225,8 +225,20 @@ environment["other_dpdk_processes_max"] = max(others, default=0)
 environment["other_dpdk_processes_runs"] = sum(1 for n in others if n > 0)
 shares = [r["cpu_share"] for r in results if r.get("cpu_share") is not None]
 environment["balancer_cpu_share_median"] = median(shares)
+storm = None
+try:
+    storm_pg = json.load(open(f"{work}/runs/update-storm.pktgen.json"))
+    storm_updates = json.load(open(f"{work}/runs/update-storm.updates.json"))
+    # pktgen's 50 ms samples: seconds since its first measured send, delivered Mpps in the interval
+    rates = [(i["t_s"], i["rx_mpps"]) for i in storm_pg.get("intervals", [])]
+    storm = {"updates": storm_updates, "delivered_mpps": storm_pg["measured"]["rx_mpps"],
+             "sent": storm_pg["measured"].get("sent"), "lost": storm_pg["measured"]["lost"],
+             "flows": storm_pg["flows"]["flows"], "moved_flows": storm_pg["flows"]["moved_flows"],
+             "rate_series_mpps": [[round(t, 3), round(r, 4)] for t, r in rates]}
+except (OSError, KeyError, ValueError):
+    pass
 document = {"environment": environment, "scenarios": results, "conntrack": conntrack, "maglev_build": maglev,
-            "update_storm": {"status": "todo", "hook": "scenario_update_storm in bench/scenarios.sh"}}
+            "update_storm": storm if storm else {"status": "not run"}}
 slim = json.loads(json.dumps(document))
 for r in slim["scenarios"]:
     for rnd in r["raw_rounds"]:   # keep the committed file small: no CDF or interval series per round
@@ -276,6 +288,17 @@ ax.legend(fontsize=8)
 ax.grid(True, alpha=0.3)
 fig.tight_layout()
 fig.savefig(f"{out_dir}/scenarios-latency-cdf.png", dpi=110)
+if storm and storm["rate_series_mpps"]:
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    ax.plot([t for t, _ in storm["rate_series_mpps"]], [r for _, r in storm["rate_series_mpps"]], lw=1)
+    ax.set_xlabel("seconds since pktgen's first measured packet (50 ms intervals)")
+    ax.set_ylabel("delivered Mpps")
+    u = storm["updates"]
+    ax.set_title(f"update storm: {u['updates']} backend changes at {u['achieved_rate']:.0f}/s over {u['seconds']:.1f} s "
+                 f"(from ~{env.get('STORM_LEAD', '3')} s after the warm-up)", fontsize=8)
+    ax.set_ylim(bottom=0)
+    fig.tight_layout()
+    fig.savefig(f"{out_dir}/scenarios-update-storm.png", dpi=110)
 
 # ---- markdown -------------------------------------------------------------------------------------
 def fmt(v, d=2):
@@ -406,8 +429,7 @@ Every round (medians above):
 {chr(10).join(round_rows)}
 
 Plots: `scenarios-throughput.png` (throughput vs flows), `scenarios-latency-cdf.png` (latency
-CDF). The rate-over-time plot of an update storm awaits the control socket: `update-storm` is a
-TODO hook (`scenario_update_storm` in bench/scenarios.sh; pktgen's `intervals` series is its data).
+CDF), `scenarios-update-storm.png` (delivered rate over time during the update storm, below).
 
 ## Conntrack memory (sluice-conntrack-bench)
 
@@ -438,6 +460,21 @@ dpdk-testpmd {env['EAL_LB_TEXT']} -m 1024 --vdev net_memif0,role=server,socket=c
 
 The sluiced configuration (`C.yaml`; `mode: vxlan` with `vtep`/`vni`/`inner_mac` backends for vxlan-100k,
 IPv6 backends for ipv6-1k) is written by `lb_config` in bench/scenarios.sh.
+"""
+if storm:
+    u = storm["updates"]
+    md += f"""
+## Update storm (round 1)
+
+sluiced (dnat, 1k established flows, control socket) while sluice-pktgen sends at a fixed rate
+and a client on the socket changes backend 2's weight 1 <-> 2 (a new Maglev table and an RCU
+publication each time): **{u['updates']} changes at {u['achieved_rate']:.0f}/s** over {u['seconds']:.1f} s
+(errors {u['errors']}); request -> response p50 {u['latency_ms']['p50']:.2f} ms, p99 {u['latency_ms']['p99']:.2f} ms
+(the response is sent once every worker passed a quiescent state, so it bounds the time to effect).
+pktgen: {storm['delivered_mpps']:.3f} Mpps delivered, **{storm['lost']} lost**, **{storm['moved_flows']} of
+{storm['flows']} flows moved** backend. The rate over time is `scenarios-update-storm.png`.
+On this 2-vCPU machine pktgen busy-polls the CPU that the control thread and the client share,
+so the change rate is lower here than in bench/control-storm.sh (an in-process source).
 """
 with open(f"{out_dir}/scenarios.md", "w") as f:
     f.write(md)

@@ -23,7 +23,7 @@
 #   syn-1m            sluiced dnat, new flows only: 1M SYNs, each from a new client end
 #   vxlan-100k        sluiced vxlan (DNAT + VXLAN to the node's VTEP), 100k flows
 #   ipv6-1k           sluiced dnat over IPv6, 1k flows, 84-byte frames (the smallest IPv6 TCP + stamp)
-#   update-storm      TODO hook (scenario_update_storm below) for the control socket's update storm
+#   update-storm      1,000 backend changes/s over the control socket while pktgen sends a fixed rate (round 1)
 #   conntrack         sluice-conntrack-bench: table bytes per flow at 1M and CONNTRACK_FLOWS flows
 #   maglev            sluice-maglev-report --quick: table build time vs backends and table size
 #
@@ -225,15 +225,75 @@ print(f"  {sys.argv[3]:<16} {m['rx_mpps']:7.3f} Mpps delivered, lost {m['lost']}
 PY
 }
 
-# update-storm: the lead fills this in once the control socket exists. The shape it should take:
-# start sluiced with dnat-1m's configuration, run pktgen with --interval-ms 50 for ~10 s at a
-# fixed rate below capacity, and meanwhile push N backend-set updates per second through the
-# control socket (sluicectl); the pktgen report's "intervals" series is the rate over time (plot
-# it next to the update times) and "flows.moved_flows" counts the flows that changed backend.
+# update-storm: sluiced with dnat-1k's configuration and a control socket; sluice-pktgen sends
+# 1k established flows at STORM_RATE pps for STORM_SECONDS, sampling its delivered rate every
+# 50 ms; after STORM_LEAD s a client on the socket changes backend 2's weight 1 <-> 2,
+# STORM_UPDATES times a second for STORM_WINDOW s (every change a new Maglev table and an RCU
+# publication). Reported: loss, flows that moved backend (0 expected: established flows keep
+# their backends), the delivered rate before / during / after, request->response latency.
+STORM_RATE=${STORM_RATE:-1000000}
+STORM_SECONDS=${STORM_SECONDS:-12}
+STORM_LEAD=${STORM_LEAD:-3}
+STORM_WINDOW=${STORM_WINDOW:-5}
+STORM_UPDATES=${STORM_UPDATES:-1000}
 scenario_update_storm() {
-  echo "  update-storm     TODO: needs the control socket (see scenario_update_storm in bench/scenarios.sh)"
-  echo '{"name": "update-storm", "status": "todo", "reason": "the control socket is not merged yet; see scenario_update_storm in bench/scenarios.sh"}' \
-    >"$WORK/runs/update-storm.todo.json"
+  local name=update-storm log="$WORK/runs/update-storm.lb.log" pg="$WORK/runs/update-storm.pktgen.log"
+  local json="$WORK/runs/update-storm.pktgen.json" updates="$WORK/runs/update-storm.updates.json" pid pgpid upid
+  rm -f "$WORK/c.sock" "$WORK/b.sock" "$WORK/control.sock"
+  local devices; read -r -a devices <<<"$(lb_devices)"
+  lb_config "$WORK/$name.yaml" dnat 1000 4 100
+  printf 'control: { socket: "%s" }\n' "$WORK/control.sock" >>"$WORK/$name.yaml"
+  "$SLUICED" --config "$WORK/$name.yaml" -- "${EAL_LB[@]}" -m 768 --file-prefix "$PREFIX-$name" >"$log" 2>&1 &
+  pid=$!
+  PIDS+=("$pid")
+  local waited=0
+  until [ -S "$WORK/c.sock" ] && [ -S "$WORK/b.sock" ] && [ -S "$WORK/control.sock" ]; do
+    kill -0 "$pid" 2>/dev/null || { echo "FAIL: $name: sluiced exited at start"; tail -5 "$log"; exit 1; }
+    sleep 0.05; waited=$((waited + 1))
+    [ $waited -lt 1200 ] || { echo "FAIL: $name: no memif or control socket after 60 s"; exit 1; }
+  done
+  # shellcheck disable=SC2086
+  "$PKTGEN" --tx-port "$PG_TX" --rx-port "$PG_RX" --target "$VIP:80" --dst-mac "$LB_MAC" --flows 1000 \
+    --traffic established --warmup --rate "$STORM_RATE" --duration "$STORM_SECONDS" --interval-ms 50 \
+    --no-verify-checksums --json "$json" --wait-peer-close-ms 10000 -- "${EAL_PG[@]}" --file-prefix "$PREFIX-pg-$name" \
+    >"$pg" 2>&1 &
+  pgpid=$!
+  PIDS+=("$pgpid")
+  "$PYTHON" - "$WORK/control.sock" "$updates" "$STORM_LEAD" "$STORM_WINDOW" "$STORM_UPDATES" <<'PY' &
+import json, socket, sys, time
+path, out, lead, window, rate = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
+time.sleep(lead + 1.0)   # pktgen's warm-up pass and the lead-in
+s = socket.socket(socket.AF_UNIX); s.connect(path); f = s.makefile("rwb", buffering=0)
+start = time.monotonic(); latencies = []; errors = 0; n = 0; wall_start = time.time()
+while time.monotonic() - start < window:
+    due = start + n / rate
+    now = time.monotonic()
+    if due > now: time.sleep(due - now)
+    req = {"jsonrpc": "2.0", "id": n, "method": "backend.update",
+           "params": {"service": "web", "address": "198.51.100.102", "weight": 1 + n % 2}}
+    t0 = time.monotonic(); f.write((json.dumps(req) + "\n").encode()); reply = json.loads(f.readline())
+    latencies.append(time.monotonic() - t0); errors += "error" in reply; n += 1
+elapsed = time.monotonic() - start
+latencies.sort()
+q = lambda p: latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000
+json.dump({"updates": n, "errors": errors, "seconds": elapsed, "achieved_rate": n / elapsed,
+           "start_unix": wall_start, "latency_ms": {"p50": q(0.50), "p99": q(0.99), "max": latencies[-1] * 1000}},
+          open(out, "w"))
+PY
+  upid=$!
+  while [ ! -f "$json" ] && kill -0 "$pgpid" 2>/dev/null; do sleep 0.1; done
+  wait "$upid" || echo "  ($name: the update client failed)"
+  kill -INT "$pid" 2>/dev/null || true
+  wait "$pid" || { echo "FAIL: $name: sluiced exited $? (log: $log)"; tail -20 "$log"; exit 1; }
+  wait "$pgpid" || { echo "FAIL: $name: sluice-pktgen exited $? (log: $pg)"; tail -20 "$pg"; exit 1; }
+  "$PYTHON" - "$json" "$updates" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1])); u = json.load(open(sys.argv[2]))
+m = r["measured"]; f = r["flows"]
+print(f"  update-storm     {u['updates']} updates at {u['achieved_rate']:.0f}/s (errors {u['errors']}, p50 "
+      f"{u['latency_ms']['p50']:.2f} ms, p99 {u['latency_ms']['p99']:.2f} ms); {m['rx_mpps']:.3f} Mpps delivered, "
+      f"lost {m['lost']}, {f['moved_flows']} of {f['flows']} flows moved")
+PY
 }
 
 run_conntrack() {
