@@ -35,6 +35,8 @@ DESCRIPTIONS = {
     "dnat-10m": ("sluiced dnat", "10M established flows"),
     "syn-1m": ("sluiced dnat", "new flows only: 1M SYNs, each a new flow"),
     "vxlan-100k": ("sluiced vxlan", "100k established flows, DNAT + VXLAN"),
+    "fullnat-100k": ("sluiced fullnat", "100k established flows, source from a 2-address pool"),
+    "udp-1k": ("sluiced dnat", "1k UDP flows to a UDP service"),
     "ipv6-1k": ("sluiced dnat", "1k established IPv6 flows, 84-byte frames"),
 }
 CEILING = "ceiling"

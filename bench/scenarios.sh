@@ -52,7 +52,7 @@ FLOWS_XL=${FLOWS_XL:-10000000}
 CONNTRACK_FLOWS=${CONNTRACK_FLOWS:-10000000}
 SCRATCH=${SCRATCH:-.build-pktgen}
 RESULTS_DIR=${RESULTS_DIR:-bench/results}
-ALL_SCENARIOS="ceiling ceiling-latency dnat-1k dnat-1k-latency dnat-1k-latency-drain10 dnat-100k dnat-1m dnat-1m-zipf dnat-10m syn-1m vxlan-100k ipv6-1k update-storm conntrack maglev"
+ALL_SCENARIOS="ceiling ceiling-latency dnat-1k dnat-1k-latency dnat-1k-latency-drain10 dnat-100k dnat-1m dnat-1m-zipf dnat-10m syn-1m vxlan-100k fullnat-100k udp-1k ipv6-1k update-storm conntrack maglev"
 SCENARIOS=${SCENARIOS:-$ALL_SCENARIOS}
 [ "$FLOWS_XL" = 0 ] && SCENARIOS=$(echo " $SCENARIOS " | sed 's/ dnat-10m / /')
 SLUICED="$SCRATCH/release/sluiced"
@@ -112,11 +112,13 @@ vips:
 services:
   - name: web
     vip: $([ "$family" = 6 ] && echo "\"$VIP6\"" || echo $VIP)
-    protocol: tcp
+    protocol: $([ "$mode" = udp ] && echo udp || echo tcp)
     port: 80
-    mode: $mode
-    backends:
+    mode: $([ "$mode" = udp ] && echo dnat || echo "$mode")
 YAML
+    # full-NAT: two source addresses on the backends' segment (64512 ports each per backend).
+    [ "$mode" = fullnat ] && echo '    source_pool: ["198.51.100.200", "198.51.100.201"]'
+    echo "    backends:"
     for i in $(seq 1 $BACKENDS); do
       if [ "$mode" = vxlan ]; then
         printf '      - { address: 10.244.%d.10, port: 8080, vtep: 198.51.100.%d, vni: %d, inner_mac: "02:00:00:00:0c:%02x" }\n' "$i" $((100 + i)) $((4096 + i)) "$i"
@@ -150,6 +152,8 @@ scenario_spec() {
     dnat-10m)        echo "sluiced dnat $FLOWS_XL 4 100|--flows $FLOWS_XL $est" ;;
     syn-1m)          echo "sluiced dnat 1000000 4 100|--flows 1000000 --traffic syn --packets 1000000 --duration 0" ;;
     vxlan-100k)      echo "sluiced vxlan 100000 4 100|--flows 100000 $est" ;;
+    fullnat-100k)    echo "sluiced fullnat 100000 4 100|--flows 100000 $est" ;;
+    udp-1k)          echo "sluiced udp 1000 4 100|--flows 1000 --traffic udp --warmup --duration $MEASURE" ;;
     ipv6-1k)         echo "sluiced dnat 1000 6 100|--flows 1000 $est" ;;
   esac
 }
