@@ -19,8 +19,6 @@ public struct NeighborResolver: Sendable {
     public static let refreshAfter: UInt32 = 30
     public let wanted: [Request]
 
-    public init(snapshot: DataPlaneSnapshot) { self = snapshot.resolver }
-
     init(ports: [PortContext], wanted hops: [(port: UInt16, address: IPv6Address)]) {
         var wanted: [Request] = []
         for (port, hop) in hops {

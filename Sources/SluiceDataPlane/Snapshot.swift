@@ -119,10 +119,6 @@ public final class DataPlaneSnapshot: @unchecked Sendable {
 
     /// Every next hop the forward path can need (backends, VTEPs, gateways): the resolver asks
     /// for these before any packet does.
-    public var wantedNeighbors: [(port: UInt16, address: IPv6Address)] {
-        DataPlaneSnapshot.wantedNeighbors(services: services.services, routing: routing)
-    }
-
     static func wantedNeighbors(services: [Service], routing: Routing) -> [(port: UInt16, address: IPv6Address)] {
         var out: [(UInt16, IPv6Address)] = []
         var seen = Set<[UInt64]>()
