@@ -110,6 +110,11 @@ public struct IPv6Address: Hashable, Comparable, Sendable, CustomStringConvertib
         self = parsed
     }
 
+    /// `::ffff:a.b.c.d` (RFC 4291 §2.5.5.2), the form IPv4 addresses take in shared tables.
+    @inlinable public init(ipv4Mapped a: UInt32) { self.init(high: 0, low: 0x0000_FFFF_0000_0000 | UInt64(a)) }
+    @inlinable public var isIPv4Mapped: Bool { high == 0 && low >> 32 == 0xFFFF }
+    @inlinable public var ipv4Value: UInt32 { UInt32(truncatingIfNeeded: low) }
+
     @inlinable public var isMulticast: Bool { high >> 56 == 0xFF }
     @inlinable public var isUnspecified: Bool { high == 0 && low == 0 }
 

@@ -49,6 +49,9 @@ public enum TrafficKind: String, Sendable, CaseIterable {
     case established
     /// UDP datagrams.
     case udp
+    /// Whole TCP connections: SYN, SYN-ACK, ACK with a request and FIN, FIN-ACK, last ACK, with
+    /// sluice-pktgen answering as the backends too (`HandshakeSegments`).
+    case handshake
 }
 
 /// How often each flow is picked.
@@ -114,6 +117,7 @@ public struct TrafficPlan: Sendable, Equatable {
     /// The smallest wire size (FCS included) a packet of this plan can have: headers plus the
     /// 6-byte timestamp (and for UDP the 4-byte flow id), at least the 64-byte Ethernet minimum.
     public var minimumFrameSize: Int {
+        if kind == .handshake { return HandshakeSegments.synWireSize(ipv4: isIPv4) }
         let l3 = isIPv4 ? HeaderSize.ipv4Minimum : HeaderSize.ipv6
         let l4 = kind == .udp ? HeaderSize.udp : HeaderSize.tcpMinimum
         let stamp = PacketStamp.timestampBytes + (kind == .udp ? PacketStamp.flowIDBytes : 0)
@@ -136,6 +140,11 @@ public struct TrafficPlan: Sendable, Equatable {
         }
         if case .zipf(let s) = popularity, !(s > 0 && s <= 5) {
             return PlanError(field: "zipf_exponent", reason: "\(s) is outside (0, 5]")
+        }
+        if kind == .handshake {
+            // Every connection is new: a warm-up pass would be connections like the others.
+            if warmup { return PlanError(field: "warmup", reason: "handshake traffic opens a new connection every time; there is nothing to warm up") }
+            if sizes == .imix { return PlanError(field: "sizes", reason: "handshake traffic takes a fixed size (of its request segment), not imix") }
         }
         if case .fixed(let size) = sizes {
             guard size >= minimumFrameSize, size <= 1518 else {

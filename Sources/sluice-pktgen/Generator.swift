@@ -31,6 +31,12 @@ struct PhaseCounters {
     var firstSendTSC: UInt64 = 0
     var lastSendTSC: UInt64 = 0
     var lastReceiveTSC: UInt64 = 0
+    /// Handshake traffic: segments of each step that arrived where they were going (the SYN's
+    /// count is at the backends; `received` counts the last ACKs, i.e. completed connections).
+    var arrivedSteps = InlineArray<5, UInt64>(repeating: 0)
+    /// Handshake traffic: segments of the generated connections that were not the next step of
+    /// any (HandshakeOutcome.unexpected).
+    var unexpected: UInt64 = 0
 }
 
 /// One sample of the rate-over-time series.
@@ -54,6 +60,15 @@ final class Generator {
     let classifier: ReturnClassifier
     let tscHz: UInt64
     var backends: FlowBackends
+    /// Handshake traffic: writes SYNs and answers both ends (nil for the other kinds).
+    let handshake: HandshakeSegments?
+    let targets: [Target]
+    let sourceMAC: MACAddress
+    let destinationMAC: MACAddress
+    /// Answers built in place from received bursts, waiting for the port they arrived on:
+    /// the backends' end (rx port) and the clients' end (tx port).
+    var backendAnswers = AnswerQueue()
+    var clientAnswers = AnswerQueue()
     /// Latency in nanoseconds, 1 ns to 10 s, 3 significant digits.
     var latency = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 10_000_000_000,
                                     numberOfSignificantValueDigits: .three)
@@ -64,7 +79,7 @@ final class Generator {
     var nextIndex: UInt64 = 0
 
     init(txPort: UInt16, rxPort: UInt16, pool: OpaquePointer, templates: TemplateSet, plan: TrafficPlan,
-         verifyChecksums: Bool, tscHz: UInt64) {
+         verifyChecksums: Bool, tscHz: UInt64, sourceMAC: MACAddress) {
         self.txPort = txPort
         self.rxPort = rxPort
         self.pool = pool
@@ -74,6 +89,10 @@ final class Generator {
         classifier = ReturnClassifier(kind: plan.kind, flows: plan.flows, verifyChecksums: verifyChecksums)
         self.tscHz = tscHz
         backends = FlowBackends(flows: plan.flows)
+        handshake = plan.kind == .handshake ? HandshakeSegments(plan: plan, verifyChecksums: verifyChecksums) : nil
+        targets = plan.targets
+        self.sourceMAC = sourceMAC
+        destinationMAC = plan.destinationMAC ?? .broadcast
         txBuffer = .allocate(capacity: Generator.burst)
         txBuffer.initialize(repeating: nil, count: Generator.burst)
         rxBuffer = .allocate(capacity: Generator.burst)
@@ -84,6 +103,8 @@ final class Generator {
         sequence.release()
         txBuffer.deallocate()
         rxBuffer.deallocate()
+        backendAnswers.release()
+        clientAnswers.release()
     }
 
     /// What one sending phase does.
@@ -127,6 +148,10 @@ final class Generator {
                 if now >= end || (spec.packets > 0 && generated >= spec.packets)
                     || stopRequested.load(ordering: .relaxed) { break sending }
                 var want = burst
+                // Handshake traffic: answers to connections already open go first; while a port
+                // holds back some of them, no new connection opens (a closed loop, as a client
+                // whose connect() blocks).
+                if backendAnswers.count > 0 || clientAnswers.count > 0 { want = 0 }
                 if packetsPerTick > 0 {
                     let due = Int(Double(now &- start) * packetsPerTick) - Int(generated)
                     want = min(want, due)
@@ -138,11 +163,18 @@ final class Generator {
                             let flow = spec.inOrder ? UInt32(truncatingIfNeeded: index) : sequence.flow(at: index)
                             let slot = patternCount == 1 ? 0 : Int(index % UInt64(patternCount))
                             index &+= 1
-                            let template = templates.templates[slot &* targetCount &+ space.target(flow)]
-                            // Safe: a fresh mbuf holds the longest template (checked at start-up).
+                            // Safe: a fresh mbuf holds the longest template or segment (checked at start-up).
                             let m = txBuffer[i].unsafelyUnwrapped
-                            template.write(into: sl_mbuf_data(m).unsafelyUnwrapped, flow: flow, space: space, tsc: now)
-                            sl_mbuf_set_length(m, UInt16(truncatingIfNeeded: template.length))
+                            if let handshake {
+                                let length = handshake.writeSYN(into: sl_mbuf_data(m).unsafelyUnwrapped, flow: flow, space: space,
+                                                                target: targets[space.target(flow)], sourceMAC: sourceMAC,
+                                                                destinationMAC: destinationMAC, tsc: UInt32(truncatingIfNeeded: now))
+                                sl_mbuf_set_length(m, UInt16(truncatingIfNeeded: length))
+                            } else {
+                                let template = templates.templates[slot &* targetCount &+ space.target(flow)]
+                                template.write(into: sl_mbuf_data(m).unsafelyUnwrapped, flow: flow, space: space, tsc: now)
+                                sl_mbuf_set_length(m, UInt16(truncatingIfNeeded: template.length))
+                            }
                         }
                         pendingStart = 0
                         pendingCount = want
@@ -195,6 +227,11 @@ final class Generator {
     /// only counted.
     @inline(__always)
     func receive(into c: inout PhaseCounters, recordLatency: Bool) {
+        if let handshake {
+            answer(port: rxPort, side: .backend, handshake, queue: &backendAnswers, into: &c, recordLatency: recordLatency)
+            answer(port: txPort, side: .client, handshake, queue: &clientAnswers, into: &c, recordLatency: recordLatency)
+            return
+        }
         let count = Int(sl_rx_burst(rxPort, 0, rxBuffer, UInt16(Generator.burst)))
         if count > 0 {
             let arrival = sl_rdtsc()
@@ -230,6 +267,96 @@ final class Generator {
                 c.onTransmitPort &+= UInt64(back)
                 sl_mbuf_free_bulk(rxBuffer, UInt32(back))
             }
+        }
+    }
+
+    /// Handshake traffic: polls one end and answers every segment in place, out of the port it
+    /// came from. The backends' end counts a last ACK as a completed connection (`received`)
+    /// and checks each flow's backend; the clients' end records the connect time (SYN →
+    /// SYN-ACK) from the SYN-ACK's echoed timestamp. Answers a port does not take wait in
+    /// `queue`, and that end is not polled again until they have left: the generator never
+    /// drops a segment, the backpressure reaches the balancer instead.
+    @inline(__always)
+    func answer(port: UInt16, side: HandshakeSide, _ handshake: HandshakeSegments, queue: inout AnswerQueue,
+                into c: inout PhaseCounters, recordLatency: Bool) {
+        if queue.count > 0 {
+            queue.flush(port: port, retries: &c.transmitRetries)
+            if queue.count > 0 { return }
+        }
+        let count = Int(sl_rx_burst(port, 0, rxBuffer, UInt16(Generator.burst)))
+        guard count > 0 else { return }
+        let arrival = sl_rdtsc()
+        c.lastReceiveTSC = arrival
+        let stamp = UInt32(truncatingIfNeeded: arrival)
+        let nsPerTick = 1e9 / Double(tscHz)
+        for i in 0..<count {
+            let m = rxBuffer[i].unsafelyUnwrapped
+            // Safe: the driver wrote data_len bytes at the data pointer; capacity is the mbuf's.
+            let data = sl_mbuf_data(m).unsafelyUnwrapped
+            let outcome = handshake.respond(data, length: Int(sl_mbuf_data_len(m)), capacity: Int(sl_mbuf_capacity(m)),
+                                            side: side, tsc: stamp)
+            switch outcome {
+            case .reply(let length, let step, let flow, let backend, let echoed):
+                c.arrivedSteps[step.rawValue] &+= 1
+                if side == .backend { backends.record(flow: flow, backend: backend) }
+                if step == .synAck && recordLatency {
+                    // 32-bit TSC stamps: exact while the connect time is under 2^32 ticks (> 1 s).
+                    _ = latency.record(UInt64(Double(stamp &- echoed) * nsPerTick))
+                }
+                sl_mbuf_set_length(m, UInt16(truncatingIfNeeded: length))
+                queue.append(m)
+                continue
+            case .complete(let flow, let backend):
+                c.arrivedSteps[HandshakeStep.lastAck.rawValue] &+= 1
+                c.received &+= 1
+                c.receivedBytes &+= UInt64(sl_mbuf_data_len(m))
+                backends.record(flow: flow, backend: backend)
+            case .foreign(.notTraffic): c.notTraffic &+= 1
+            case .foreign(.malformed): c.malformed &+= 1
+            case .foreign(.noStamp): c.noStamp &+= 1
+            case .unexpected: c.unexpected &+= 1
+            case .badChecksum: c.badChecksums &+= 1
+            }
+            sl_mbuf_free(m)
+        }
+        queue.flush(port: port, retries: &c.transmitRetries)
+    }
+}
+
+/// Frames waiting to leave one port, in order. Holds one received burst: its owner polls the
+/// port again only once the queue is empty.
+struct AnswerQueue: ~Copyable {
+    let buffer: UnsafeMutablePointer<OpaquePointer?>
+    var start = 0
+    var count = 0
+
+    init() {
+        buffer = .allocate(capacity: Generator.burst)
+        buffer.initialize(repeating: nil, count: Generator.burst)
+    }
+
+    func release() {
+        if count > 0 { sl_mbuf_free_bulk(buffer + start, UInt32(count)) }
+        buffer.deallocate()
+    }
+
+    /// Precondition: fewer than `Generator.burst` frames queued (the owner's invariant).
+    @inline(__always)
+    mutating func append(_ m: OpaquePointer) {
+        buffer[start &+ count] = m
+        count &+= 1
+    }
+
+    /// One transmit attempt: what the port takes leaves, the rest stays.
+    @inline(__always)
+    mutating func flush(port: UInt16, retries: inout UInt64) {
+        let taken = Int(sl_tx_burst(port, 0, buffer + start, UInt16(count)))
+        start &+= taken
+        count &-= taken
+        if count == 0 {
+            start = 0
+        } else {
+            retries &+= 1
         }
     }
 }

@@ -69,6 +69,24 @@ struct Report: Encodable {
         var tx_mpps: Double
         var rx_mpps: Double
     }
+    /// Handshake traffic: how far the connections got. `opened` is SYNs sent; each step counts
+    /// segments that arrived at their end; `completed` is last ACKs at the backends.
+    struct Connections: Encodable {
+        var opened: UInt64
+        var syn_at_backend: UInt64
+        var syn_ack_at_client: UInt64
+        var request_at_backend: UInt64
+        var fin_ack_at_client: UInt64
+        var completed: UInt64
+        var failed: Int64
+        /// Completed connections per second of the sending window.
+        var completed_per_s: Double
+        /// Segments that crossed the balancer (all five steps) per second, in millions.
+        var balancer_mpps: Double
+        var unexpected: UInt64
+        /// What `latency` measures for this traffic.
+        var latency_is: String = "connect time: SYN sent to SYN-ACK received by the client, through the balancer both ways"
+    }
     struct PortCounters: Encodable {
         var port: String
         var rx_packets: UInt64
@@ -85,6 +103,7 @@ struct Report: Encodable {
     var measured: Phase
     var latency: Latency
     var flows: Flows
+    var connections: Connections?
     var intervals: [Interval]
     var ports: [PortCounters]
 
@@ -120,6 +139,21 @@ struct Report: Encodable {
                                 then: ReturnClassifier.describeBackend($0.then, ipv4: ipv4))
                       },
                       backends: generator.backends.backends.map { Backend(backend: ReturnClassifier.describeBackend($0.key, ipv4: ipv4), flows: $0.flows) })
+        if plan.kind == .handshake {
+            let m = measured
+            let steps = m.arrivedSteps
+            let seconds = self.measured.seconds
+            var crossed: UInt64 = 0
+            for i in steps.indices { crossed &+= steps[i] }
+            connections = Connections(opened: m.sent, syn_at_backend: steps[HandshakeStep.syn.rawValue],
+                                      syn_ack_at_client: steps[HandshakeStep.synAck.rawValue],
+                                      request_at_backend: steps[HandshakeStep.request.rawValue],
+                                      fin_ack_at_client: steps[HandshakeStep.finAck.rawValue], completed: m.received,
+                                      failed: Int64(bitPattern: m.sent) - Int64(bitPattern: m.received),
+                                      completed_per_s: seconds > 0 ? Double(m.received) / seconds : 0,
+                                      balancer_mpps: seconds > 0 ? Double(crossed) / seconds / 1e6 : 0,
+                                      unexpected: m.unexpected)
+        }
         var series: [Interval] = []
         let samples = generator.intervals
         if let first = samples.first {
@@ -165,6 +199,13 @@ struct Report: Encodable {
         }
         lines.append("measured: \(f(m.seconds)) s, sent \(m.sent) (\(f(m.tx_mpps)) Mpps), received \(m.received) "
                      + "(\(f(m.rx_mpps)) Mpps, \(f(m.rx_gbps, 2)) Gb/s on the wire), lost \(m.lost) (\(f(100 * m.loss_ratio, 4)) %)")
+        if let n = connections {
+            lines.append("connections: opened \(n.opened), SYN at backend \(n.syn_at_backend), SYN-ACK at client \(n.syn_ack_at_client), "
+                         + "request at backend \(n.request_at_backend), FIN-ACK at client \(n.fin_ack_at_client), completed \(n.completed) "
+                         + "(\(f(n.completed_per_s / 1e6)) M/s; \(f(n.balancer_mpps)) Mpps through the balancer), failed \(n.failed), "
+                         + "unexpected \(n.unexpected)")
+            lines.append("          latency below is the connect time (SYN to SYN-ACK at the client); 'received' counts completed connections")
+        }
         lines.append("latency:  p50 \(us(latency.p50_ns)), p90 \(us(latency.p90_ns)), p99 \(us(latency.p99_ns)), "
                      + "p99.9 \(us(latency.p999_ns)), max \(us(latency.max_ns)) over \(latency.count) packets")
         lines.append("flows:    \(flows.seen) of \(flows.flows) came back; \(flows.moved_flows) moved backend "

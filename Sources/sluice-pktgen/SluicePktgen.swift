@@ -31,7 +31,7 @@ struct SluicePktgenCommand: ParsableCommand {
     var scenario: String?
     @Option(name: .customLong("target"), help: ArgumentHelp("VIP:PORT or [VIP6]:PORT; repeat for several.", valueName: "vip:port"))
     var targets: [String] = []
-    @Option(help: "syn | established | udp")
+    @Option(help: "syn | established | udp | handshake (whole TCP connections, pktgen answering as the backends)")
     var traffic: String?
     @Option(help: "Number of flows (1...10000000).")
     var flows: Int?
@@ -182,17 +182,36 @@ struct Session {
         let rx = ports.count > 1 ? ports[1] : ports[0]
         let templates = TemplateSet(plan: plan, sourceMAC: tx.mac, destinationMAC: plan.destinationMAC ?? .broadcast)
         defer { templates.release() }
-        guard templates.maxLength <= pool.frameCapacity else {
+        let maxLength = plan.kind == .handshake ? HandshakeSegments(plan: plan, verifyChecksums: false).maxLength : templates.maxLength
+        guard maxLength <= pool.frameCapacity else {
             throw DPDKError(subject: "mempool", operation: "frame size",
-                            reason: "frames of \(templates.maxLength) bytes do not fit \(pool.frameCapacity)-byte mbufs")
+                            reason: "frames of \(maxLength) bytes do not fit \(pool.frameCapacity)-byte mbufs")
         }
         let hz = EAL.tscHz
         let generator = Generator(txPort: tx.id, rxPort: rx.id, pool: pool.pointer, templates: templates, plan: plan,
-                                  verifyChecksums: !command.noVerifyChecksums, tscHz: hz)
+                                  verifyChecksums: !command.noVerifyChecksums, tscHz: hz, sourceMAC: tx.mac)
         let drain = Double(command.drainMilliseconds) / 1000
         let drainIdle = min(drain, 0.2)
         print("sluice-pktgen: tx \(tx.subject) mac \(tx.mac), rx \(rx.subject); \(plan.flows) \(plan.kind.rawValue) flows to "
               + plan.targets.map(\.description).joined(separator: ", ") + ", tsc \(hz / 1_000_000) MHz")
+        if plan.kind == .handshake {
+            // A first connection must complete before the measured phase: a balancer whose
+            // workers are still starting would hold the first SYNs and inflate the connect time.
+            let probeStart = Date()
+            var completed = false
+            while !completed && Date().timeIntervalSince(probeStart) * 1000 < Double(command.linkTimeoutMilliseconds)
+                    && !stopRequested.load(ordering: .relaxed) {
+                let probe = generator.run(Generator.PhaseSpec(packets: 1, seconds: 0, ratePPS: 0, inOrder: true, recordLatency: false,
+                                                              intervalTicks: 0, drainSeconds: 1, drainIdleSeconds: 1))
+                completed = probe.received > 0
+            }
+            guard completed else {
+                throw DPDKError(subject: "probe", operation: "handshake",
+                                reason: "no connection completed through the balancer in \(command.linkTimeoutMilliseconds) ms "
+                                    + "(does it route replies to the client network back out of the clients' port?)")
+            }
+            print("sluice-pktgen: probe connection completed after \(Int(Date().timeIntervalSince(probeStart) * 1000)) ms")
+        }
         var warmupCounters: PhaseCounters?
         if plan.warmup {
             warmupCounters = generator.run(Generator.PhaseSpec(packets: UInt64(plan.flows), seconds: 0, ratePPS: plan.ratePPS, inOrder: true,
@@ -213,6 +232,10 @@ struct Session {
                 usleep(50_000)
                 waited += 50
             }
+            // The link reads down as soon as the interrupt thread starts handling the peer's
+            // close; closing the port (and unmapping the EAL's memory) while that handler still
+            // runs crashes DPDK 22.11's memif PMD. Give it time to finish.
+            usleep(200_000)
         }
     }
 }

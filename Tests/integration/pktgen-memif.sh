@@ -3,7 +3,9 @@
 # the client; no namespaces, no kernel networking): at a low fixed rate every packet pktgen sends
 # to the VIP comes back on the backends' link, DNAT'ed to one of the configured backends, with
 # valid checksums, each flow always at the same backend, nothing lost; sluiced's counters agree.
-# Two cases: IPv4 TCP established flows with a warm-up pass, and IPv6 UDP. Bounded to ~60 s.
+# Cases: IPv4 TCP established flows with a warm-up pass; IPv6 UDP; whole TCP connections
+# (--traffic handshake: pktgen answers as the backends, sluiced translates the replies back) over
+# IPv4 DNAT and IPv6 full-NAT. Bounded to ~60 s.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SLUICED=${SLUICED:-.build/release/sluiced}
@@ -23,8 +25,8 @@ trap cleanup EXIT
 # machine either process may be starved of its CPU for a while, which must delay, never drop.
 memif="socket-abstract=no,rsize=14"
 
-write_config() { # FILE PROTOCOL FAMILY
-  local vip backends
+write_config() { # FILE PROTOCOL FAMILY [MODE]
+  local vip backends mode=${4:-dnat} pool=""
   if [ "$3" = 6 ]; then
     vip='"2001:db8::10"'
     backends='      - { address: "2001:db8:1::11", port: 8080 }
@@ -35,6 +37,9 @@ write_config() { # FILE PROTOCOL FAMILY
     backends='      - { address: 198.51.100.11, port: 8080 }
       - { address: 198.51.100.12, port: 8080 }
       - { address: 198.51.100.13, port: 8080 }'
+  fi
+  if [ "$mode" = fullnat ]; then
+    if [ "$3" = 6 ]; then pool='    source_pool: ["2001:db8:1::200"]'; else pool='    source_pool: ["198.51.100.200"]'; fi
   fi
   cat >"$1" <<YAML
 ports:
@@ -51,9 +56,17 @@ services:
     vip: $vip
     protocol: $2
     port: 80
+    mode: $mode
+$pool
     backends:
 $backends
+# Replies to the clients (pktgen's client ends) leave through a gateway on the clients' link.
+routes:
+  - { prefix: 203.0.113.0/24, via: 192.0.2.1, port: clients }
+  - { prefix: "2001:db8:ffff::/64", via: "2001:db8::1", port: clients }
 neighbors:
+  - { address: 192.0.2.1, mac: "02:00:00:00:0c:01" }
+  - { address: "2001:db8::1", mac: "02:00:00:00:0c:01" }
   - { address: 198.51.100.11, mac: "02:00:00:00:0b:01" }
   - { address: 198.51.100.12, mac: "02:00:00:00:0b:02" }
   - { address: 198.51.100.13, mac: "02:00:00:00:0b:03" }
@@ -121,8 +134,68 @@ print(f"ok: {name}: {m['sent']} sent, {m['received']} back, {f['flows']} flows o
 PY
 }
 
+# run_handshake_case NAME FAMILY MODE TARGET BACKEND-PATTERN CONNECTIONS: every connection opened
+# completes (five segments, each through sluiced once), at one backend throughout; sluiced made
+# one new flow per connection and forwarded 3 / returned 2 segments of each.
+run_handshake_case() {
+  local name=$1 family=$2 mode=$3 target=$4 pattern=$5 connections=$6
+  rm -f "$dir/c.sock" "$dir/b.sock"
+  write_config "$dir/$name.yaml" tcp "$family" "$mode"
+  timeout 50 "$SLUICED" --config "$dir/$name.yaml" -- --no-huge --no-pci -l 0,1 -m 256 \
+    --file-prefix "$prefix-lb-$name" --log-level lib.eal:error >"$dir/$name.lb.log" 2>&1 &
+  local lb=$!
+  pids+=("$lb")
+  local waited=0
+  until [ -S "$dir/c.sock" ] && [ -S "$dir/b.sock" ]; do
+    kill -0 "$lb" 2>/dev/null || { echo "FAIL: $name: sluiced exited"; cat "$dir/$name.lb.log"; exit 1; }
+    sleep 0.05; waited=$((waited + 1)); [ $waited -lt 400 ] || { echo "FAIL: $name: no memif sockets"; exit 1; }
+  done
+  timeout 40 "$PKTGEN" --tx-port "net_memif0,role=client,socket=$dir/c.sock,$memif" \
+    --rx-port "net_memif1,role=client,socket=$dir/b.sock,$memif" --target "$target" --dst-mac 02:00:00:00:5e:10 \
+    --traffic handshake --flows "$connections" --rate 5000 --packets "$connections" --duration 0 \
+    --json "$dir/$name.json" --wait-peer-close-ms 5000 -- \
+    --no-huge --no-pci -l 0 -m 256 --file-prefix "$prefix-pg-$name" --log-level lib.eal:error >"$dir/$name.pg.log" 2>&1 &
+  local pg=$!
+  pids+=("$pg")
+  while [ ! -f "$dir/$name.json" ] && kill -0 "$pg" 2>/dev/null; do sleep 0.1; done
+  kill -INT "$lb"
+  wait "$lb" || { echo "FAIL: $name: sluiced exited $?"; tail -20 "$dir/$name.lb.log"; exit 1; }
+  wait "$pg" || { echo "FAIL: $name: sluice-pktgen exited $?"; cat "$dir/$name.pg.log"; exit 1; }
+  [ -f "$dir/$name.json" ] || { echo "FAIL: $name: no report"; cat "$dir/$name.pg.log"; exit 1; }
+  counter() { awk -v c="$1" '$1 == "counter" && $2 == c { print $3 }' "$dir/$name.lb.log"; }
+  /usr/bin/python3 - "$dir/$name.json" "$name" "$pattern" "$(counter new_flows)" "$(counter forward_to_backend)" \
+      "$(counter return_to_client)" <<'PY' || { cat "$dir/$name.pg.log"; exit 1; }
+import json, re, sys
+r = json.load(open(sys.argv[1])); name, pattern = sys.argv[2], sys.argv[3]
+new, forwarded, returned = (int(x or 0) for x in sys.argv[4:7])
+m, f, n = r["measured"], r["flows"], r["connections"]
+problems = []
+# The probe connection before the measured phase is flow 0's: one connection more in sluiced.
+opened = n["opened"] + 1
+if n["opened"] != f["flows"]: problems.append(f"opened {n['opened']} of {f['flows']}")
+for step in ("syn_at_backend", "syn_ack_at_client", "request_at_backend", "fin_ack_at_client", "completed"):
+    if n[step] != n["opened"]: problems.append(f"{step} {n[step]} of {n['opened']} opened")
+if n["failed"] or n["unexpected"] or m["bad_checksums"] or m["malformed"]: problems.append(f"failures: {n} {m}")
+if f["moved_flows"]: problems.append(f"{f['moved_flows']} connections changed backend: {f['moved_examples']}")
+backends = [b["backend"] for b in f["backends"]]
+if len(backends) != 3 or not all(re.fullmatch(pattern, b) for b in backends):
+    problems.append(f"backends {backends} are not the 3 configured ones ({pattern})")
+if r["latency"]["count"] != n["opened"] or r["latency"]["p50_ns"] <= 0: problems.append(f"connect time not recorded: {r['latency']}")
+# Flow 0's probe tuple is used again by the measured phase: sluiced reuses its closed entry.
+if not (opened - 1 <= new <= opened): problems.append(f"sluiced made {new} new flows for {opened} connections")
+if forwarded != 3 * opened: problems.append(f"sluiced forwarded {forwarded} segments to backends, expected {3 * opened}")
+if returned != 2 * opened: problems.append(f"sluiced returned {returned} segments to clients, expected {2 * opened}")
+if problems:
+    print(f"FAIL: {name}: " + "; ".join(problems)); sys.exit(1)
+print(f"ok: {name}: {n['completed']} connections of 5 segments each completed on {len(backends)} backends; "
+      f"connect time p50 {r['latency']['p50_ns'] / 1000:.0f} us; sluiced: {new} new flows, {forwarded} forwarded, {returned} returned")
+PY
+}
+
 run_case tcp4 tcp 4 192.0.2.10:80 '198\.51\.100\.1[123]:8080' \
   --flows 64 --traffic established --warmup --rate 10000 --packets 10000 --duration 0
 run_case udp6 udp 6 '[2001:db8::10]:80' '…:0:1[123]:8080' \
   --flows 32 --traffic udp --rate 10000 --packets 5000 --duration 0 --size 128
+run_handshake_case handshake4-dnat 4 dnat 192.0.2.10:80 '198\.51\.100\.1[123]:8080' 2000
+run_handshake_case handshake6-fullnat 6 fullnat '[2001:db8::10]:80' '…:0:1[123]:8080' 1000
 echo "PASS: pktgen-memif"
