@@ -34,6 +34,8 @@ DESCRIPTIONS = {
     "dnat-1m-zipf": ("sluiced dnat", "1M flows, Zipf(0.99) popularity"),
     "dnat-10m": ("sluiced dnat", "10M established flows"),
     "syn-1m": ("sluiced dnat", "new flows only: 1M SYNs, each a new flow"),
+    "handshake-1m": ("sluiced dnat", "whole TCP connections over 1M client ends, as fast as they complete"),
+    "handshake-1m-latency": ("sluiced dnat", f"whole TCP connections at {int(env.get('HS_RATE', '100000')):,}/s"),
     "vxlan-100k": ("sluiced vxlan", "100k established flows, DNAT + VXLAN"),
     "fullnat-100k": ("sluiced fullnat", "100k established flows, source from a 2-address pool"),
     "udp-1k": ("sluiced dnat", "1k UDP flows to a UDP service"),
@@ -98,6 +100,7 @@ problems = []
 for name in scenarios:
     if name in ("update-storm", "conntrack", "maglev"):
         continue
+    handshake = name.startswith("handshake")
     rounds = []
     for path in sorted(glob.glob(f"{work}/runs/{name}.r*.pktgen.json")):
         report = json.load(open(path))
@@ -180,12 +183,33 @@ for name in scenarios:
         "raw_rounds": rounds,
     }
     entry["loss_ratio"] = entry["lost"] / entry["sent"] if entry["sent"] else 0
+    if handshake:
+        # Port 0's ipackets (the window's packets) are three of each connection's five segments.
+        conns = [r["pktgen"]["connections"] for r in rounds]
+        window_cycles = entry["window_cycles_per_packet"]
+        entry["connections"] = {
+            "completed_per_s": median([c["completed_per_s"] for c in conns]),
+            "balancer_segments_mpps": median([c["balancer_mpps"] for c in conns]),
+            "opened": sum(c["opened"] for c in conns),
+            "completed": sum(c["completed"] for c in conns),
+            "failed": sum(c["failed"] for c in conns),
+            "unexpected": sum(c["unexpected"] for c in conns),
+            "steady_oncpu_cycles_per_connection": 3 * window_cycles if window_cycles else None,
+            "steady_oncpu_cycles_per_segment": 3 * window_cycles / 5 if window_cycles else None,
+            "one_core_connections_per_s": (mhz * 1e6 / (3 * window_cycles)) if window_cycles and mhz else None,
+        }
+        busy = entry["busy_share"]
+        c = entry["connections"]
+        # Below 100 % busy the window's cycles include idle polls: × busy share leaves the work.
+        c["busy_oncpu_cycles_per_connection"] = c["steady_oncpu_cycles_per_connection"] * busy if window_cycles and busy else None
+        c["busy_one_core_connections_per_s"] = (mhz * 1e6 / c["busy_oncpu_cycles_per_connection"]
+                                                if c["busy_oncpu_cycles_per_connection"] and mhz else None)
     results.append(entry)
 
 by_name = {r["name"]: r for r in results}
 ceiling = by_name.get(CEILING)
 for r in results:
-    if ceiling and r["name"] != CEILING and not r["name"].startswith("ceiling") and not r["rate_pps"]:
+    if ceiling and r["name"] != CEILING and not r["name"].startswith("ceiling") and not r["rate_pps"] and "connections" not in r:
         r["ratio_to_ceiling"] = r["delivered_mpps"] / ceiling["delivered_mpps"] if ceiling["delivered_mpps"] else None
         r["cycles_ratio_to_ceiling"] = (ceiling["window_cycles_per_packet"] / r["window_cycles_per_packet"]
                                         if ceiling["window_cycles_per_packet"] and r["window_cycles_per_packet"] else None)
@@ -228,19 +252,30 @@ environment["other_dpdk_processes_runs"] = sum(1 for n in others if n > 0)
 shares = [r["cpu_share"] for r in results if r.get("cpu_share") is not None]
 environment["balancer_cpu_share_median"] = median(shares)
 storm = None
+baseline = None
+try:
+    base_pg = json.load(open(f"{work}/runs/update-storm-baseline.pktgen.json"))
+    baseline = {"delivered_mpps": base_pg["measured"]["rx_mpps"], "sent": base_pg["measured"]["sent"],
+                "lost": base_pg["measured"]["lost"], "flows": base_pg["flows"]["flows"],
+                "moved_flows": base_pg["flows"]["moved_flows"],
+                "rate_series_mpps": [[round(i["t_s"], 3), round(i["rx_mpps"], 4)] for i in base_pg.get("intervals", [])]}
+except (OSError, KeyError, ValueError):
+    pass
 try:
     storm_pg = json.load(open(f"{work}/runs/update-storm.pktgen.json"))
     storm_updates = json.load(open(f"{work}/runs/update-storm.updates.json"))
     # pktgen's 50 ms samples: seconds since its first measured send, delivered Mpps in the interval
     rates = [(i["t_s"], i["rx_mpps"]) for i in storm_pg.get("intervals", [])]
     storm = {"updates": storm_updates, "delivered_mpps": storm_pg["measured"]["rx_mpps"],
+             "measured_start_unix": storm_pg.get("measured_start_unix"),
              "sent": storm_pg["measured"].get("sent"), "lost": storm_pg["measured"]["lost"],
              "flows": storm_pg["flows"]["flows"], "moved_flows": storm_pg["flows"]["moved_flows"],
              "rate_series_mpps": [[round(t, 3), round(r, 4)] for t, r in rates]}
 except (OSError, KeyError, ValueError):
     pass
 document = {"environment": environment, "scenarios": results, "conntrack": conntrack, "maglev_build": maglev,
-            "update_storm": storm if storm else {"status": "not run"}}
+            "update_storm": storm if storm else {"status": "not run"},
+            "update_storm_baseline": baseline if baseline else {"status": "not run"}}
 slim = json.loads(json.dumps(document))
 for r in slim["scenarios"]:
     for rnd in r["raw_rounds"]:   # keep the committed file small: no CDF or interval series per round
@@ -292,12 +327,22 @@ fig.tight_layout()
 fig.savefig(f"{out_dir}/scenarios-latency-cdf.png", dpi=110)
 if storm and storm["rate_series_mpps"]:
     fig, ax = plt.subplots(figsize=(7, 3.6))
-    ax.plot([t for t, _ in storm["rate_series_mpps"]], [r for _, r in storm["rate_series_mpps"]], lw=1)
+    if baseline and baseline["rate_series_mpps"]:
+        ax.plot([t for t, _ in baseline["rate_series_mpps"]], [r for _, r in baseline["rate_series_mpps"]], lw=3,
+                color="lightgray", label=f"baseline, no changes: lost {baseline['lost']} of {baseline['sent']:,}")
+    ax.plot([t for t, _ in storm["rate_series_mpps"]], [r for _, r in storm["rate_series_mpps"]], lw=1,
+            label=f"with the changes: lost {storm['lost']} of {storm['sent']:,}")
+    u0 = storm["updates"]
+    if storm.get("measured_start_unix") and u0.get("start_unix"):
+        # Both wall clocks: the client's first request and pktgen's first measured packet.
+        first = u0["start_unix"] - storm["measured_start_unix"]
+        ax.axvspan(first, first + u0["seconds"], color="orange", alpha=0.15, label="backend changes")
+    ax.legend(fontsize=7, loc="lower left")
     ax.set_xlabel("seconds since pktgen's first measured packet (50 ms intervals)")
     ax.set_ylabel("delivered Mpps")
     u = storm["updates"]
-    ax.set_title(f"update storm: {u['updates']} backend changes at {u['achieved_rate']:.0f}/s over {u['seconds']:.1f} s "
-                 f"(from ~{env.get('STORM_LEAD', '3')} s after the warm-up)", fontsize=8)
+    ax.set_title(f"update storm: {u['updates']} backend changes at {u['achieved_rate']:.0f}/s over {u['seconds']:.1f} s, "
+                 "next to a baseline run without changes", fontsize=8)
     ax.set_ylim(bottom=0)
     fig.tight_layout()
     fig.savefig(f"{out_dir}/scenarios-update-storm.png", dpi=110)
@@ -311,8 +356,14 @@ def us(ns):
     return "—" if ns is None else f"{ns / 1000:.1f}"
 
 
+def pct(x):
+    return "—" if x is None else f"{100 * x:.0f}%"
+
+
 rows = []
 for r in results:
+    if "connections" in r:
+        continue
     lat = r["latency_ns"]
     busy = "—" if r["busy_share"] is None else f"{100 * r['busy_share']:.0f}%"
     # At a fixed rate below capacity the window is mostly idle polling: no per-core figure.
@@ -324,12 +375,8 @@ for r in results:
                 f"{fmt(r['ratio_to_ceiling'])} | {fmt(r['cycles_ratio_to_ceiling'])} | {us(lat['p50_ns'])} | {us(lat['p99_ns'])} | {us(lat['p999_ns'])} | "
                 f"{r['lost']} ({100 * r['loss_ratio']:.3f}%) | {r['flows_back']}/{r['flows']}, {r['moved_flows']} moved | "
                 f"{r['peak_rss_bytes'] / 2**20:.0f} |")
-def pct(x):
-    return "—" if x is None else f"{100 * x:.0f}%"
-
-
 round_rows = ["| %s | %s | %s | %s |" % (
-    r["name"], " / ".join(f"{x:.3f}" for x in r["every_round_mpps"]),
+    r["name"] + (" (M connections/s)" if "connections" in r else ""), " / ".join(f"{x:.3f}" for x in r["every_round_mpps"]),
     " / ".join(fmt((x["window"] or {}).get("oncpu_cycles_per_packet"), 0) for x in r["raw_rounds"]),
     " / ".join(pct(x["cpu_share"]) for x in r["raw_rounds"])) for r in results]
 ct_rows = [f"| {c['flows']:,} | {c['slots']:,} | {c['table_bytes'] / 2**20:.0f} MiB | {c['bytes_per_entry']:.1f} | "
@@ -362,6 +409,19 @@ if environment["balancer_cpu_share_median"] is not None and environment["balance
                   "reflect that, and a neighbour on the balancer's core also evicts its caches, so cycles per packet rise "
                   "too: compare the rounds (their CPU share is listed below).\n\n")
 
+hs_line = ""
+if head.get("handshake-1m", {}).get("connections"):
+    r = head["handshake-1m"]
+    c = r["connections"]
+    lat_r = head.get("handshake-1m-latency")
+    hs_line = (f"- Whole TCP connections (five segments each), 1M client ends: **{c['completed_per_s'] / 1e6:.3f} M connections/s** "
+               f"completed through the harness ({c['balancer_segments_mpps']:.2f} Mpps of segments through sluiced); sluiced's worker "
+               f"{fmt(c['steady_oncpu_cycles_per_connection'], 0)} on-CPU cycles per connection in the steady window = "
+               f"**{fmt(c['one_core_connections_per_s'] / 1e6 if c['one_core_connections_per_s'] else None)} M connections/s per core**; "
+               f"{c['failed']} failed"
+               + (f"; connect time at {int(env.get('HS_RATE', '100000')):,}/s p50/p99/p99.9 "
+                  f"{us(lat_r['latency_ns']['p50_ns'])}/{us(lat_r['latency_ns']['p99_ns'])}/{us(lat_r['latency_ns']['p999_ns'])} µs"
+                  if lat_r else "") + "\n")
 lat_line = ""
 if "dnat-1k-latency" in head and "ceiling-latency" in head:
     a, b, c = head["ceiling-latency"]["latency_ns"], head["dnat-1k-latency"]["latency_ns"], head.get("dnat-1k-latency-drain10", {}).get("latency_ns")
@@ -370,6 +430,49 @@ if "dnat-1k-latency" in head and "ceiling-latency" in head:
                 + (f"; sluiced with `tx_drain_us: 10` {us(c['p50_ns'])} / {us(c['p99_ns'])} / {us(c['p999_ns'])}" if c else "")
                 + ". Below one full burst per drain interval, sluiced holds forwarded packets until its TX drain timer "
                 "(`workers.tx_drain_us`, default 100 µs) fires.\n")
+
+handshake_md = ""
+hs_rows = []
+for r in results:
+    c = r.get("connections")
+    if not c:
+        continue
+    lat = r["latency_ns"]
+    steady = r["rate_pps"] == 0
+    hs_rows.append(f"| {r['name']} | {r['what']} | **{c['completed_per_s'] / 1e6:.3f}** | {fmt(c['balancer_segments_mpps'], 2)} | "
+                   f"{pct(r['busy_share'])} | {pct(r['cpu_share'])} | "
+                   f"**{fmt(c['steady_oncpu_cycles_per_connection'] if steady else None, 0)}** | "
+                   f"{fmt(c['steady_oncpu_cycles_per_segment'] if steady else None, 0)} | "
+                   f"**{fmt(c['one_core_connections_per_s'] / 1e6 if steady and c['one_core_connections_per_s'] else None, 2)}** | "
+                   f"{fmt(c['busy_oncpu_cycles_per_connection'] if steady else None, 0)} | "
+                   f"{fmt(c['busy_one_core_connections_per_s'] / 1e6 if steady and c['busy_one_core_connections_per_s'] else None, 2)} | "
+                   f"{us(lat['p50_ns'])} | {us(lat['p99_ns'])} | {us(lat['p999_ns'])} | "
+                   f"{c['completed']:,} of {c['opened']:,}, {c['failed']} failed, {c['unexpected']} unexpected | {r['moved_flows']} |")
+if hs_rows:
+    handshake_md = f"""
+## Whole TCP connections (`--traffic handshake`)
+
+sluice-pktgen opens connections to the VIP from 1M client ends (203.0.113.0/24, ports from 1024)
+and answers as the backends: SYN → SYN-ACK → ACK with an 18-byte GET and FIN → FIN-ACK → last ACK,
+five segments per connection, each through sluiced once (three from clients: DNAT to the backend;
+two from backends: back to the VIP). A connection counts when its last ACK reaches its backend;
+every segment of it must reach the same backend. The connect time is SYN sent → SYN-ACK received
+at the client (through the balancer both ways, plus pktgen's own turn-around), from the echoed
+TCP timestamp. pktgen answers before it opens new connections, so at max rate the open rate is
+what the loop sustains. Each connection is a new flow in sluiced (a forward and a reverse entry)
+unless its client end was used before in the run (a closed entry reused).
+
+| scenario | traffic | M connections/s completed | Mpps of segments through sluiced | busy | CPU share | steady on-CPU cycles/connection | per segment | one-core M connections/s (steady) | × busy share: cycles/connection | one-core M connections/s (busy) | connect p50 µs | p99 µs | p99.9 µs | connections | moved |
+|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|
+{chr(10).join(hs_rows)}
+
+Steady on-CPU cycles come from the same window as the table above (port 0 receives three of the
+five segments, so cycles per connection = 3 × cycles per port-0 packet). They include idle polls:
+when **busy** is below 100 % sluice-pktgen (which does more per connection than sluiced: it builds
+every segment, both ends) was the limit, and the steady figure is an upper bound; × busy share
+takes the idle polls out. At a fixed rate the window is mostly idle polling, so only the max-rate
+row has a per-core figure.
+"""
 
 md = f"""# Scenarios: sluiced driven by sluice-pktgen over memif
 
@@ -386,7 +489,7 @@ packet crosses two memif links (a copy into and out of shared memory on each sid
 "delivered" rate is bounded by the link and by pktgen as much as by the balancer; the
 busy-cycles figures isolate the balancer's own cost.
 
-{headline('dnat-1m', 'Established flows, 1M')}{headline('syn-1m', 'New flows (SYN only), 1M')}{headline('dnat-1k', 'Established flows, 1k')}{lat_line}
+{headline('dnat-1m', 'Established flows, 1M')}{headline('syn-1m', 'New flows (SYN only), 1M')}{hs_line}{headline('dnat-1k', 'Established flows, 1k')}{lat_line}
 | scenario | program | traffic | Mpps delivered | busy | CPU share | steady on-CPU cycles/packet | one-core Mpps (steady) | busy on-CPU cycles/packet, whole run | delivered ÷ ceiling | ceiling cycles ÷ these | p50 µs | p99 µs | p99.9 µs | lost | flows back, moved | peak RSS MiB |
 |---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|
 {chr(10).join(rows)}
@@ -433,6 +536,7 @@ Every round (medians above):
 Plots: `scenarios-throughput.png` (throughput vs flows), `scenarios-latency-cdf.png` (latency
 CDF), `scenarios-update-storm.png` (delivered rate over time during the update storm, below).
 
+{handshake_md}
 ## Conntrack memory (sluice-conntrack-bench)
 
 | flows | slots | table | bytes/entry | bytes/connection (forward + reverse entry) | load |
@@ -465,6 +569,12 @@ IPv6 backends for ipv6-1k) is written by `lb_config` in bench/scenarios.sh.
 """
 if storm:
     u = storm["updates"]
+    base_line = "No baseline run (run update-storm to get one)."
+    if baseline:
+        base_line = (f"**Baseline**, the same traffic with no changes, just before: {baseline['delivered_mpps']:.3f} Mpps delivered, "
+                     f"**{baseline['lost']} lost of {baseline['sent']:,}** ({100 * baseline['lost'] / max(1, baseline['sent']):.4f} %), "
+                     f"{baseline['moved_flows']} of {baseline['flows']} flows moved. **With the changes**: {storm['lost']} lost of "
+                     f"{storm['sent']:,} ({100 * storm['lost'] / max(1, storm['sent']):.4f} %).")
     md += f"""
 ## Update storm (round 1)
 
@@ -475,6 +585,8 @@ publication each time): **{u['updates']} changes at {u['achieved_rate']:.0f}/s**
 (the response is sent once every worker passed a quiescent state, so it bounds the time to effect).
 pktgen: {storm['delivered_mpps']:.3f} Mpps delivered, **{storm['lost']} lost**, **{storm['moved_flows']} of
 {storm['flows']} flows moved** backend. The rate over time is `scenarios-update-storm.png`.
+
+{base_line}
 On this 2-vCPU machine pktgen busy-polls the CPU that the control thread and the client share,
 so the change rate is lower here than in bench/control-storm.sh (an in-process source).
 """

@@ -21,9 +21,13 @@
 #                     burst per drain interval, sluiced holds packets up to the drain timer
 #   dnat-1m-zipf      sluiced dnat, 1M flows, Zipf(0.99) popularity
 #   syn-1m            sluiced dnat, new flows only: 1M SYNs, each from a new client end
+#   handshake-1m      sluiced dnat, whole TCP connections (SYN, SYN-ACK, ACK + request + FIN, FIN-ACK,
+#                     last ACK; pktgen answers as the backends) over 1M client ends, as fast as they complete
+#   handshake-1m-latency  the same at HS_RATE connections/s: the connect time without queueing
 #   vxlan-100k        sluiced vxlan (DNAT + VXLAN to the node's VTEP), 100k flows
 #   ipv6-1k           sluiced dnat over IPv6, 1k flows, 84-byte frames (the smallest IPv6 TCP + stamp)
-#   update-storm      1,000 backend changes/s over the control socket while pktgen sends a fixed rate (round 1)
+#   update-storm      1,000 backend changes/s over the control socket while pktgen sends a fixed rate (round 1),
+#                     after a baseline run of the same traffic without changes (loss side by side)
 #   conntrack         sluice-conntrack-bench: table bytes per flow at 1M and CONNTRACK_FLOWS flows
 #   maglev            sluice-maglev-report --quick: table build time vs backends and table size
 #
@@ -40,7 +44,7 @@
 # Reported, never asserted: the script fails only when a run produces no result or a flow moved.
 #
 # Env: ROUNDS=1 MEASURE=3 LAT_RATE=200000 LAT_SECONDS=2 FLOWS_XL=10000000 (0 skips dnat-10m)
-#      CONNTRACK_FLOWS=10000000 SCRATCH=.build-pktgen RESULTS_DIR=bench/results SCENARIOS="..."
+#      CONNTRACK_FLOWS=10000000 HS_RATE=100000 SCRATCH=.build-pktgen RESULTS_DIR=bench/results SCENARIOS="..."
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -50,9 +54,10 @@ LAT_RATE=${LAT_RATE:-200000}
 LAT_SECONDS=${LAT_SECONDS:-2}
 FLOWS_XL=${FLOWS_XL:-10000000}
 CONNTRACK_FLOWS=${CONNTRACK_FLOWS:-10000000}
+HS_RATE=${HS_RATE:-100000}
 SCRATCH=${SCRATCH:-.build-pktgen}
 RESULTS_DIR=${RESULTS_DIR:-bench/results}
-ALL_SCENARIOS="ceiling ceiling-latency dnat-1k dnat-1k-latency dnat-1k-latency-drain10 dnat-100k dnat-1m dnat-1m-zipf dnat-10m syn-1m vxlan-100k fullnat-100k udp-1k ipv6-1k update-storm conntrack maglev"
+ALL_SCENARIOS="ceiling ceiling-latency dnat-1k dnat-1k-latency dnat-1k-latency-drain10 dnat-100k dnat-1m dnat-1m-zipf dnat-10m syn-1m handshake-1m handshake-1m-latency vxlan-100k fullnat-100k udp-1k ipv6-1k update-storm conntrack maglev"
 SCENARIOS=${SCENARIOS:-$ALL_SCENARIOS}
 [ "$FLOWS_XL" = 0 ] && SCENARIOS=$(echo " $SCENARIOS " | sed 's/ dnat-10m / /')
 SLUICED="$SCRATCH/release/sluiced"
@@ -92,7 +97,8 @@ PG_RX="net_memif1,role=client,socket=$WORK/b.sock,$MEMIF_OPTS"
 EAL_LB=(--no-huge --no-pci -l 0,1 --main-lcore 0 --log-level lib.eal:error)
 EAL_PG=(--no-huge --no-pci -l 0 --log-level lib.eal:error -m 768)
 
-# lb_config FILE MODE FLOWS FAMILY DRAIN-US: sluiced's configuration (8 backends, static neighbors).
+# lb_config FILE MODE FLOWS FAMILY DRAIN-US: sluiced's configuration (8 backends, static neighbors;
+# replies to the clients' networks leave through a gateway on the clients' link, which is pktgen).
 lb_config() {
   local file=$1 mode=$2 flows=$3 family=$4 drain=$5 i devices capacity
   read -r -a devices <<<"$(lb_devices)"
@@ -128,7 +134,12 @@ YAML
         printf '      - { address: 198.51.100.%d, port: 8080 }\n' $((100 + i))
       fi
     done
+    echo "routes:"
+    echo "  - { prefix: 203.0.113.0/24, via: 192.0.2.1, port: clients }"
+    echo '  - { prefix: "2001:db8:ffff::/64", via: "2001:db8::1", port: clients }'
     echo "neighbors:"
+    echo '  - { address: 192.0.2.1, mac: "02:00:00:00:0c:01" }'
+    echo '  - { address: "2001:db8::1", mac: "02:00:00:00:0c:01" }'
     for i in $(seq 1 $BACKENDS); do
       printf '  - { address: 198.51.100.%d, mac: "02:00:00:00:0b:%02x" }\n' $((100 + i)) "$i"
       printf '  - { address: "2001:db8:1::%x", mac: "02:00:00:00:0b:%02x" }\n' $((0x10 + i)) "$i"
@@ -151,6 +162,8 @@ scenario_spec() {
     dnat-1m-zipf)    echo "sluiced dnat 1000000 4 100|--flows 1000000 --popularity zipf --zipf-exponent 0.99 $est" ;;
     dnat-10m)        echo "sluiced dnat $FLOWS_XL 4 100|--flows $FLOWS_XL $est" ;;
     syn-1m)          echo "sluiced dnat 1000000 4 100|--flows 1000000 --traffic syn --packets 1000000 --duration 0" ;;
+    handshake-1m)    echo "sluiced dnat 1000000 4 100|--flows 1000000 --traffic handshake --duration $MEASURE" ;;
+    handshake-1m-latency) echo "sluiced dnat 1000000 4 100|--flows 1000000 --traffic handshake --rate $HS_RATE --duration $LAT_SECONDS" ;;
     vxlan-100k)      echo "sluiced vxlan 100000 4 100|--flows 100000 $est" ;;
     fullnat-100k)    echo "sluiced fullnat 100000 4 100|--flows 100000 $est" ;;
     udp-1k)          echo "sluiced udp 1000 4 100|--flows 1000 --traffic udp --warmup --duration $MEASURE" ;;
@@ -204,6 +217,9 @@ run_lb() {
   local window_args
   case $name in
     syn-*) window_args=(--from $((flows / 20)) --to $((flows - flows / 20)) --interval 0.005) ;;
+    # Port 0 receives three segments of each connection (SYN, request, last ACK); skip the first 100k.
+    handshake-*latency) window_args=(--from 100000 --seconds $((LAT_SECONDS > 1 ? LAT_SECONDS - 1 : 1))) ;;
+    handshake-*) window_args=(--from 100000 --seconds $((MEASURE > 1 ? MEASURE - 1 : 1))) ;;
     *-latency*) window_args=(--from $((flows + 100000)) --seconds $((LAT_SECONDS > 1 ? LAT_SECONDS - 1 : 1))) ;;
     *) window_args=(--from $((flows + 100000)) --seconds $((MEASURE > 1 ? MEASURE - 1 : 1))) ;;
   esac
@@ -223,9 +239,14 @@ run_lb() {
   [ -f "$json" ] || { echo "FAIL: $name: no pktgen report"; tail -20 "$pg"; exit 1; }
   "$PYTHON" - "$json" "$log" "$name" <<'PY'
 import json, sys
-r = json.load(open(sys.argv[1])); m = r["measured"]; l = r["latency"]; f = r["flows"]
-print(f"  {sys.argv[3]:<16} {m['rx_mpps']:7.3f} Mpps delivered, lost {m['lost']}, p50 {l['p50_ns']/1000:.1f} us, "
-      f"p99 {l['p99_ns']/1000:.1f} us, {f['seen']}/{f['flows']} flows back, {f['moved_flows']} moved")
+r = json.load(open(sys.argv[1])); m = r["measured"]; l = r["latency"]; f = r["flows"]; n = r.get("connections")
+if n:
+    print(f"  {sys.argv[3]:<16} {n['completed_per_s'] / 1e6:7.3f} M connections/s completed ({n['balancer_mpps']:.3f} Mpps of segments "
+          f"through the balancer), failed {n['failed']}, connect time p50 {l['p50_ns']/1000:.1f} us, p99 {l['p99_ns']/1000:.1f} us, "
+          f"{f['moved_flows']} moved")
+else:
+    print(f"  {sys.argv[3]:<16} {m['rx_mpps']:7.3f} Mpps delivered, lost {m['lost']}, p50 {l['p50_ns']/1000:.1f} us, "
+          f"p99 {l['p99_ns']/1000:.1f} us, {f['seen']}/{f['flows']} flows back, {f['moved_flows']} moved")
 PY
 }
 
@@ -235,14 +256,18 @@ PY
 # STORM_UPDATES times a second for STORM_WINDOW s (every change a new Maglev table and an RCU
 # publication). Reported: loss, flows that moved backend (0 expected: established flows keep
 # their backends), the delivered rate before / during / after, request->response latency.
+# scenario_update_storm baseline runs the same traffic with no client first: the loss the
+# storm adds is the difference between the two runs.
 STORM_RATE=${STORM_RATE:-1000000}
 STORM_SECONDS=${STORM_SECONDS:-12}
 STORM_LEAD=${STORM_LEAD:-3}
 STORM_WINDOW=${STORM_WINDOW:-5}
 STORM_UPDATES=${STORM_UPDATES:-1000}
 scenario_update_storm() {
-  local name=update-storm log="$WORK/runs/update-storm.lb.log" pg="$WORK/runs/update-storm.pktgen.log"
-  local json="$WORK/runs/update-storm.pktgen.json" updates="$WORK/runs/update-storm.updates.json" pid pgpid upid
+  local variant=$1 name=update-storm
+  [ "$variant" = baseline ] && name=update-storm-baseline
+  local log="$WORK/runs/$name.lb.log" pg="$WORK/runs/$name.pktgen.log"
+  local json="$WORK/runs/$name.pktgen.json" updates="$WORK/runs/$name.updates.json" pid pgpid upid=
   rm -f "$WORK/c.sock" "$WORK/b.sock" "$WORK/control.sock"
   local devices; read -r -a devices <<<"$(lb_devices)"
   lb_config "$WORK/$name.yaml" dnat 1000 4 100
@@ -263,7 +288,7 @@ scenario_update_storm() {
     >"$pg" 2>&1 &
   pgpid=$!
   PIDS+=("$pgpid")
-  "$PYTHON" - "$WORK/control.sock" "$updates" "$STORM_LEAD" "$STORM_WINDOW" "$STORM_UPDATES" <<'PY' &
+  [ "$variant" = storm ] && "$PYTHON" - "$WORK/control.sock" "$updates" "$STORM_LEAD" "$STORM_WINDOW" "$STORM_UPDATES" <<'PY' &
 import json, socket, sys, time
 path, out, lead, window, rate = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
 time.sleep(lead + 1.0)   # pktgen's warm-up pass and the lead-in
@@ -284,19 +309,23 @@ json.dump({"updates": n, "errors": errors, "seconds": elapsed, "achieved_rate": 
            "start_unix": wall_start, "latency_ms": {"p50": q(0.50), "p99": q(0.99), "max": latencies[-1] * 1000}},
           open(out, "w"))
 PY
-  upid=$!
+  [ "$variant" = storm ] && upid=$!
   while [ ! -f "$json" ] && kill -0 "$pgpid" 2>/dev/null; do sleep 0.1; done
-  wait "$upid" || echo "  ($name: the update client failed)"
+  [ -z "$upid" ] || wait "$upid" || echo "  ($name: the update client failed)"
   kill -INT "$pid" 2>/dev/null || true
   wait "$pid" || { echo "FAIL: $name: sluiced exited $? (log: $log)"; tail -20 "$log"; exit 1; }
   wait "$pgpid" || { echo "FAIL: $name: sluice-pktgen exited $? (log: $pg)"; tail -20 "$pg"; exit 1; }
-  "$PYTHON" - "$json" "$updates" <<'PY'
+  "$PYTHON" - "$json" "$updates" "$name" <<'PY'
 import json, sys
-r = json.load(open(sys.argv[1])); u = json.load(open(sys.argv[2]))
-m = r["measured"]; f = r["flows"]
-print(f"  update-storm     {u['updates']} updates at {u['achieved_rate']:.0f}/s (errors {u['errors']}, p50 "
-      f"{u['latency_ms']['p50']:.2f} ms, p99 {u['latency_ms']['p99']:.2f} ms); {m['rx_mpps']:.3f} Mpps delivered, "
-      f"lost {m['lost']}, {f['moved_flows']} of {f['flows']} flows moved")
+r = json.load(open(sys.argv[1])); m = r["measured"]; f = r["flows"]
+try:
+    u = json.load(open(sys.argv[2]))
+    changes = (f"{u['updates']} updates at {u['achieved_rate']:.0f}/s (errors {u['errors']}, p50 "
+               f"{u['latency_ms']['p50']:.2f} ms, p99 {u['latency_ms']['p99']:.2f} ms)")
+except OSError:
+    changes = "no changes"
+print(f"  {sys.argv[3]:<21} {changes}; {m['rx_mpps']:.3f} Mpps delivered, "
+      f"lost {m['lost']} of {m['sent']}, {f['moved_flows']} of {f['flows']} flows moved")
 PY
 }
 
@@ -321,7 +350,7 @@ for round in $(seq 1 "$ROUNDS"); do
   [ "$ROUNDS" -gt 1 ] && echo "round $round"
   for s in $SCENARIOS; do
     case $s in
-      update-storm) [ "$round" = 1 ] && scenario_update_storm ;;
+      update-storm) [ "$round" = 1 ] && { scenario_update_storm baseline; scenario_update_storm storm; } ;;
       conntrack) [ "$round" = 1 ] && run_conntrack ;;
       maglev) [ "$round" = 1 ] && run_maglev ;;
       *) run_lb "$s" "$round" ;;
@@ -333,10 +362,10 @@ LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
 mkdir -p "$RESULTS_DIR"
 export WORK RESULTS_DIR ROUNDS MEASURE LAT_RATE LAT_SECONDS ELAPSED LOAD_BEFORE LOAD_AFTER CPU DPDK_VERSION SWIFT_VERSION \
-  COMMIT DIRTY SCENARIOS CONNTRACK_FLOWS
+  COMMIT DIRTY SCENARIOS CONNTRACK_FLOWS HS_RATE STORM_RATE STORM_SECONDS STORM_LEAD STORM_WINDOW STORM_UPDATES
 export COMMAND="bench/scenarios.sh $*"
 export DATE=$(date -u +%Y-%m-%d)
-export SETTINGS="ROUNDS=$ROUNDS MEASURE=$MEASURE LAT_RATE=$LAT_RATE LAT_SECONDS=$LAT_SECONDS FLOWS_XL=$FLOWS_XL CONNTRACK_FLOWS=$CONNTRACK_FLOWS"
+export SETTINGS="ROUNDS=$ROUNDS MEASURE=$MEASURE LAT_RATE=$LAT_RATE LAT_SECONDS=$LAT_SECONDS FLOWS_XL=$FLOWS_XL CONNTRACK_FLOWS=$CONNTRACK_FLOWS HS_RATE=$HS_RATE"
 export MHZ=$(awk -F': ' '/cpu MHz/ { printf "%.0f", $2; exit }' /proc/cpuinfo)
 export EAL_LB_TEXT="${EAL_LB[*]}" EAL_PG_TEXT="${EAL_PG[*]}" MEMIF_OPTS
 "$PYTHON" bench/scenarios-report.py

@@ -6,7 +6,7 @@ import Yams
 ///
 /// ```yaml
 /// targets: ["192.0.2.10:80", "192.0.2.11:443"]
-/// traffic: established        # syn | established | udp
+/// traffic: established        # syn | established | udp | handshake
 /// flows: 100000
 /// popularity: zipf            # uniform | zipf
 /// zipf_exponent: 0.99
@@ -15,6 +15,7 @@ import Yams
 /// duration: 5                 # seconds
 /// packets: 0                  # 0 = no count bound
 /// warmup: true                # send each flow once before measuring
+/// concurrency: 512            # handshake: connections open at once at most (0 = no limit)
 /// client_network: 203.0.113.0/24
 /// dst_mac: "02:00:00:00:5e:10"
 /// ```
@@ -30,6 +31,7 @@ public enum ScenarioFile {
         var duration: Double?
         var packets: UInt64?
         var warmup: Bool?
+        var concurrency: Int?
         var client_network: String?
         var dst_mac: String?
     }
@@ -59,6 +61,7 @@ public enum ScenarioFile {
         if let duration = document.duration { updated.durationSeconds = duration }
         if let packets = document.packets { updated.packets = packets }
         if let warmup = document.warmup { updated.warmup = warmup }
+        if let concurrency = document.concurrency { updated.concurrency = concurrency }
         if let network = document.client_network { try applyClientNetwork(network, to: &updated, field: "client_network") }
         if let mac = document.dst_mac { updated.destinationMAC = try parseMAC(mac, field: "dst_mac") }
         plan = updated

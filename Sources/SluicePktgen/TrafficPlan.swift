@@ -92,6 +92,11 @@ public struct TrafficPlan: Sendable, Equatable {
     /// Before measuring, send each flow once (not counted) so that the measured phase sees
     /// established flows only.
     public var warmup: Bool = false
+    /// Handshake traffic: at most this many connections open at once (0: no limit), as a
+    /// client with a connection pool (wrk's `-c`). A new connection opens when one completes.
+    /// The default keeps every segment in flight within one memif ring (1024 slots), so an
+    /// overloaded generator slows down instead of overflowing the balancer's transmit rings.
+    public var concurrency: Int = 512
     /// Client (source) addresses: flow i comes from host i % hosts of this network.
     public var clientNetwork4: (IPv4Address, Int) = (IPv4Address("203.0.113.0")!, 24)
     public var clientNetwork6: (IPv6Address, Int) = (IPv6Address("2001:db8:ffff::")!, 64)
@@ -107,7 +112,7 @@ public struct TrafficPlan: Sendable, Equatable {
     public static func == (a: TrafficPlan, b: TrafficPlan) -> Bool {
         a.targets == b.targets && a.kind == b.kind && a.flows == b.flows && a.popularity == b.popularity
             && a.sizes == b.sizes && a.ratePPS == b.ratePPS && a.durationSeconds == b.durationSeconds
-            && a.packets == b.packets && a.warmup == b.warmup && a.clientNetwork4 == b.clientNetwork4
+            && a.packets == b.packets && a.warmup == b.warmup && a.concurrency == b.concurrency && a.clientNetwork4 == b.clientNetwork4
             && a.clientNetwork6 == b.clientNetwork6 && a.destinationMAC == b.destinationMAC
     }
 
@@ -140,6 +145,9 @@ public struct TrafficPlan: Sendable, Equatable {
         }
         if case .zipf(let s) = popularity, !(s > 0 && s <= 5) {
             return PlanError(field: "zipf_exponent", reason: "\(s) is outside (0, 5]")
+        }
+        guard concurrency >= 0, concurrency <= TrafficPlan.maxFlows else {
+            return PlanError(field: "concurrency", reason: "\(concurrency) is outside 0...\(TrafficPlan.maxFlows)")
         }
         if kind == .handshake {
             // Every connection is new: a warm-up pass would be connections like the others.

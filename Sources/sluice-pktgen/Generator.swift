@@ -37,6 +37,9 @@ struct PhaseCounters {
     /// Handshake traffic: segments of the generated connections that were not the next step of
     /// any (HandshakeOutcome.unexpected).
     var unexpected: UInt64 = 0
+    /// Handshake traffic: connections given up as lost, so that the concurrency limit does not
+    /// stall on them (all those open when nothing completed for a second at the limit).
+    var abandoned: UInt64 = 0
 }
 
 /// One sample of the rate-over-time series.
@@ -59,6 +62,8 @@ final class Generator {
     let sequence: FlowSequence
     let classifier: ReturnClassifier
     let tscHz: UInt64
+    /// Handshake traffic: connections open at once at most (0: no limit).
+    let concurrency: UInt64
     var backends: FlowBackends
     /// Handshake traffic: writes SYNs and answers both ends (nil for the other kinds).
     let handshake: HandshakeSegments?
@@ -88,6 +93,7 @@ final class Generator {
         sequence = FlowSequence(flows: plan.flows, popularity: plan.popularity)
         classifier = ReturnClassifier(kind: plan.kind, flows: plan.flows, verifyChecksums: verifyChecksums)
         self.tscHz = tscHz
+        concurrency = plan.kind == .handshake ? UInt64(plan.concurrency) : 0
         backends = FlowBackends(flows: plan.flows)
         handshake = plan.kind == .handshake ? HandshakeSegments(plan: plan, verifyChecksums: verifyChecksums) : nil
         targets = plan.targets
@@ -140,6 +146,8 @@ final class Generator {
         var generated: UInt64 = 0
         var index: UInt64 = spec.inOrder ? 0 : nextIndex
         var nextInterval = spec.intervalTicks > 0 ? start &+ spec.intervalTicks : UInt64.max
+        var progressCount: UInt64 = 0
+        var progressTSC = start
         c.firstSendTSC = start
 
         sending: while true {
@@ -152,6 +160,18 @@ final class Generator {
                 // holds back some of them, no new connection opens (a closed loop, as a client
                 // whose connect() blocks).
                 if backendAnswers.count > 0 || clientAnswers.count > 0 { want = 0 }
+                if concurrency > 0 {
+                    let open = c.sent &- c.received &- c.abandoned
+                    if c.received != progressCount {
+                        progressCount = c.received
+                        progressTSC = now
+                    } else if open >= concurrency && now &- progressTSC > tscHz {
+                        // A second at the limit without a completion: those open are lost.
+                        c.abandoned &+= open
+                        progressTSC = now
+                    }
+                    want = min(want, Int(concurrency &- min(concurrency, c.sent &- c.received &- c.abandoned)))
+                }
                 if packetsPerTick > 0 {
                     let due = Int(Double(now &- start) * packetsPerTick) - Int(generated)
                     want = min(want, due)

@@ -79,6 +79,9 @@ struct Report: Encodable {
         var fin_ack_at_client: UInt64
         var completed: UInt64
         var failed: Int64
+        /// Of the failed: given up after a second at the concurrency limit with no completion.
+        var abandoned: UInt64
+        var concurrency: Int
         /// Completed connections per second of the sending window.
         var completed_per_s: Double
         /// Segments that crossed the balancer (all five steps) per second, in millions.
@@ -101,6 +104,9 @@ struct Report: Encodable {
     var tsc_hz: UInt64
     var warmup: Phase?
     var measured: Phase
+    /// Wall clock (Unix seconds) at the start of the measured phase: lines its rate-over-time
+    /// series up with other programs' events (an update storm's requests).
+    var measured_start_unix: Double
     var latency: Latency
     var flows: Flows
     var connections: Connections?
@@ -108,7 +114,8 @@ struct Report: Encodable {
     var ports: [PortCounters]
 
     init(plan: TrafficPlan, command: SluicePktgenCommand, tscHz: UInt64, warmup: PhaseCounters?, measured: PhaseCounters,
-         generator: Generator, portStats: [(String, PortStatistics?)]) {
+         measuredStart: Date, generator: Generator, portStats: [(String, PortStatistics?)]) {
+        measured_start_unix = measuredStart.timeIntervalSince1970
         let popularity: String = switch plan.popularity {
         case .uniform: "uniform"
         case .zipf(let s): "zipf(\(s))"
@@ -150,6 +157,7 @@ struct Report: Encodable {
                                       request_at_backend: steps[HandshakeStep.request.rawValue],
                                       fin_ack_at_client: steps[HandshakeStep.finAck.rawValue], completed: m.received,
                                       failed: Int64(bitPattern: m.sent) - Int64(bitPattern: m.received),
+                                      abandoned: m.abandoned, concurrency: plan.concurrency,
                                       completed_per_s: seconds > 0 ? Double(m.received) / seconds : 0,
                                       balancer_mpps: seconds > 0 ? Double(crossed) / seconds / 1e6 : 0,
                                       unexpected: m.unexpected)
@@ -202,7 +210,8 @@ struct Report: Encodable {
         if let n = connections {
             lines.append("connections: opened \(n.opened), SYN at backend \(n.syn_at_backend), SYN-ACK at client \(n.syn_ack_at_client), "
                          + "request at backend \(n.request_at_backend), FIN-ACK at client \(n.fin_ack_at_client), completed \(n.completed) "
-                         + "(\(f(n.completed_per_s / 1e6)) M/s; \(f(n.balancer_mpps)) Mpps through the balancer), failed \(n.failed), "
+                         + "(\(f(n.completed_per_s / 1e6)) M/s; \(f(n.balancer_mpps)) Mpps through the balancer), failed \(n.failed) "
+                         + "(abandoned \(n.abandoned) at the concurrency limit \(n.concurrency)), "
                          + "unexpected \(n.unexpected)")
             lines.append("          latency below is the connect time (SYN to SYN-ACK at the client); 'received' counts completed connections")
         }

@@ -49,6 +49,8 @@ struct SluicePktgenCommand: ParsableCommand {
     var packets: UInt64?
     @Flag(inversion: .prefixedNo, help: "Send every flow once before measuring.")
     var warmup: Bool?
+    @Option(help: "Handshake traffic: connections open at once at most (0: no limit; default 512).")
+    var concurrency: Int?
     @Option(name: .customLong("client-network"), help: "Source network of the flows (203.0.113.0/24; IPv6 2001:db8:ffff::/64).")
     var clientNetwork: String?
     @Option(name: .customLong("dst-mac"), help: "Destination MAC of every frame (the balancer port's).")
@@ -95,6 +97,7 @@ struct SluicePktgenCommand: ParsableCommand {
         if let duration { plan.durationSeconds = duration }
         if let packets { plan.packets = packets }
         if let warmup { plan.warmup = warmup }
+        if let concurrency { plan.concurrency = concurrency }
         if let clientNetwork { try ScenarioFile.applyClientNetwork(clientNetwork, to: &plan, field: "--client-network") }
         if let dstMAC { plan.destinationMAC = try ScenarioFile.parseMAC(dstMAC, field: "--dst-mac") }
         if let problem = plan.validate() { throw problem }
@@ -220,12 +223,13 @@ struct Session {
             print("sluice-pktgen: warm-up sent \(warmupCounters!.sent), received \(warmupCounters!.received)")
         }
         let interval = UInt64(Double(command.intervalMilliseconds) / 1000 * Double(hz))
+        let measuredStart = Date()
         let counters = generator.run(Generator.PhaseSpec(packets: plan.packets, seconds: plan.durationSeconds, ratePPS: plan.ratePPS,
                                            inOrder: false, recordLatency: true, intervalTicks: interval,
                                            drainSeconds: drain, drainIdleSeconds: drainIdle))
         let portStats = ports.map { ($0.name, $0.statistics) }
         deliver(Report(plan: plan, command: command, tscHz: hz, warmup: warmupCounters, measured: counters,
-                       generator: generator, portStats: portStats))
+                       measuredStart: measuredStart, generator: generator, portStats: portStats))
         if command.waitPeerCloseMilliseconds > 0 {
             var waited = 0
             while waited < command.waitPeerCloseMilliseconds && ports.contains(where: { $0.link?.up ?? false }) {

@@ -242,5 +242,14 @@ struct HandshakeSegmentsTests {
         #expect(p.validate() == nil)
         #expect(HandshakeSegments.requestPayload(plan: p) == 1518 - 4 - 14 - 20 - 32)
         #expect(TrafficKind(rawValue: "handshake") == .handshake)
+        p.concurrency = -1
+        #expect(p.validate()?.field == "concurrency")
+        var q = TrafficPlan()
+        do {
+            try ScenarioFile.apply("targets: [\"192.0.2.10:80\"]\ntraffic: handshake\nconcurrency: 64\n", to: &q)
+        } catch {
+            Issue.record("scenario file refused: \(error)")
+        }
+        #expect(q.kind == .handshake && q.concurrency == 64 && q.validate() == nil)
     }
 }
