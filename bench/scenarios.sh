@@ -323,7 +323,7 @@ try:
     changes = (f"{u['updates']} updates at {u['achieved_rate']:.0f}/s (errors {u['errors']}, p50 "
                f"{u['latency_ms']['p50']:.2f} ms, p99 {u['latency_ms']['p99']:.2f} ms)")
 except OSError:
-    changes = "no changes"
+    changes = "no changes" if sys.argv[3].endswith("baseline") else "THE UPDATE CLIENT WROTE NO RESULT"
 print(f"  {sys.argv[3]:<21} {changes}; {m['rx_mpps']:.3f} Mpps delivered, "
       f"lost {m['lost']} of {m['sent']}, {f['moved_flows']} of {f['flows']} flows moved")
 PY

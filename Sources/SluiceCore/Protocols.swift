@@ -8,6 +8,40 @@ public enum EtherType {
 }
 
 /// IP protocol / IPv6 next-header numbers (IANA "Assigned Internet Protocol Numbers").
+/// TCP header flag bits (RFC 9293 §3.1), in the byte at offset 13.
+public enum TCPFlags {
+    public static let fin: UInt8 = 0x01
+    public static let syn: UInt8 = 0x02
+    public static let rst: UInt8 = 0x04
+    public static let psh: UInt8 = 0x08
+    public static let ack: UInt8 = 0x10
+}
+
+/// The TCP option list (RFC 9293 §3.1): EOL (kind 0) ends it, NOP (kind 1) is one byte, every
+/// other option is kind, length (≥ 2, counting both), data.
+public enum TCPOptions {
+    /// Calls `body(kind, offset, length)` for every option other than NOP in the list that
+    /// runs from `start` to `end` (the data offset) in `p`, stopping at EOL or when `body`
+    /// returns false. Returns false when the list is malformed (a length below 2 or past
+    /// `end`): then `body` may have seen the options before the bad one.
+    @inlinable @inline(__always)
+    public static func walk(_ p: UnsafeRawPointer, from start: Int, to end: Int,
+                            _ body: (_ kind: UInt8, _ offset: Int, _ length: Int) -> Bool) -> Bool {
+        var i = start
+        while i < end {
+            let kind = p.loadBE8(i)
+            if kind == 0 { return true }                              // EOL
+            if kind == 1 { i += 1; continue }                         // NOP
+            guard i + 1 < end else { return false }
+            let length = Int(p.loadBE8(i + 1))
+            guard length >= 2, i + length <= end else { return false }
+            if !body(kind, i, length) { return true }
+            i += length
+        }
+        return true
+    }
+}
+
 public enum IPProtocol {
     public static let hopByHop: UInt8 = 0
     public static let icmp: UInt8 = 1

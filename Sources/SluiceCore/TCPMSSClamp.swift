@@ -23,33 +23,23 @@ public enum TCPMSSClamp {
         guard frame.hasL4Header, frame.l4Protocol == IPProtocol.tcp else { return false }
         let l4 = frame.l4Offset
         // Safe: the parser proved 20 bytes of TCP header and data offset ≤ the segment.
-        guard p.loadBE8(l4 + 13) & 0x02 != 0 else { return false }     // SYN
+        guard p.loadBE8(l4 + 13) & TCPFlags.syn != 0 else { return false }
+        let start = l4 + HeaderSize.tcpMinimum
         let end = l4 + Int(p.loadBE8(l4 + 12) >> 4) * 4
         // First pass: validate the whole list, note whether any MSS needs lowering.
         var needsClamp = false
-        var i = l4 + HeaderSize.tcpMinimum
-        while i < end {
-            let kind = p.loadBE8(i)
-            if kind == 0 { break }                                        // EOL
-            if kind == 1 { i += 1; continue }                             // NOP
-            guard i + 1 < end else { return false }
-            let length = Int(p.loadBE8(i + 1))
-            guard length >= 2, i + length <= end else { return false }
+        var badMSS = false
+        let wellFormed = TCPOptions.walk(UnsafeRawPointer(p), from: start, to: end) { kind, i, length in
             if kind == optionKind {
-                guard length == optionLength else { return false }
+                guard length == optionLength else { badMSS = true; return false }
                 if p.loadBE16(i + 2) > maximum { needsClamp = true }     // Safe: i + 4 ≤ end.
             }
-            i += length
+            return true
         }
-        guard needsClamp else { return false }
+        guard wellFormed, !badMSS, needsClamp else { return false }
         // Second pass over the list just validated.
         var difference: UInt64 = 0
-        i = l4 + HeaderSize.tcpMinimum
-        while i < end {
-            let kind = p.loadBE8(i)
-            if kind == 0 { break }
-            if kind == 1 { i += 1; continue }
-            let length = Int(p.loadBE8(i + 1))
+        _ = TCPOptions.walk(UnsafeRawPointer(p), from: start, to: end) { kind, i, _ in
             if kind == optionKind {
                 let old = p.loadBE16(i + 2)
                 if old > maximum {
@@ -61,7 +51,7 @@ public enum TCPMSSClamp {
                         : InternetChecksum.difference(old: old.byteSwapped, new: maximum.byteSwapped)
                 }
             }
-            i += length
+            return true
         }
         p.storeBE16(InternetChecksum.adjust(p.loadBE16(l4 + 16), by: difference), l4 + 16)
         return true

@@ -317,6 +317,14 @@ public final class Worker: @unchecked Sendable {
                                       flows: flows, counters: counters, now: UInt32(truncatingIfNeeded: sl_rdtsc() / hz),
                                       fragments: resources.fragments)
         for (i, q) in queues.enumerated() where q.txIPv4Checksum && i < 64 { context.txIPv4ChecksumPorts |= 1 << UInt64(i) }
+        // New flows' reverse entries wait for the end of their burst (DeferredReverseEntries).
+        let deferred = UnsafeMutablePointer<DeferredReverseEntries>.allocate(capacity: 1)
+        deferred.initialize(to: DeferredReverseEntries(capacity: WorkerLoop.burstSize))
+        defer {
+            deferred.deinitialize(count: 1)
+            deferred.deallocate()
+        }
+        context.deferredReverse = deferred
         var lastChoreSecond = context.now &- 1
         let resolves = index == 0
         // Unretained in the loop: `self.resources` keeps the tables alive while the worker runs.
@@ -502,13 +510,18 @@ public final class Worker: @unchecked Sendable {
                     sl_mbuf_offload_ipv4_checksum(m, UInt16(truncatingIfNeeded: output.ipv4ChecksumOffload),
                                                   UInt16(HeaderSize.ipv4Minimum))
                 }
-                enqueue(m, length: length, on: lanes + output.port, counters: counters)
+                let egress = lanes + output.port
+                // This frame fills the lane's buffer, which leaves now: the reverse entries kept
+                // back so far go in first (a reply must never beat its entry).
+                if Int(egress.pointee.pending) &+ 1 == WorkerLoop.burstSize { PacketPipeline.commitDeferred(&context) }
+                enqueue(m, length: length, on: egress, counters: counters)
             case .drop(let reason):
                 counters.add(slots.drop &+ Int(reason.rawValue))
                 dropped[dropCount] = m   // Safe: at most `count` ≤ burstSize drops per burst.
                 dropCount &+= 1
             }
         }
+        PacketPipeline.commitDeferred(&context)
         counters.add(.rxPackets, UInt64(truncatingIfNeeded: count))
         counters.add(.rxBytes, bytes)
         if dropCount > 0 { sl_mbuf_free_bulk(dropped, UInt32(truncatingIfNeeded: dropCount)) }

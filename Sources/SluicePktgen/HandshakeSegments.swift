@@ -73,8 +73,10 @@ public enum HandshakeOutcome: Sendable, Equatable {
 
 /// Writes and answers the segments of `HandshakeStep`. One value per run; no state per flow.
 public struct HandshakeSegments: Sendable {
-    /// The request: an HTTP/1.0 GET, then zeros up to the requested frame size.
-    public static let request: [UInt8] = Array("GET / HTTP/1.0\r\n\r\n".utf8)
+    /// The request, `GET / HTTP/1.0\r\n\r\n` (18 bytes, then zeros up to the requested frame
+    /// size), as three big-endian words: written with three stores, no array on the hot path.
+    public static let requestLength = 18
+    @usableFromInline static let requestWords: (UInt64, UInt64, UInt16) = (0x4745_5420_2F20_4854, 0x5450_2F31_2E30_0D0A, 0x0D0A)
     /// TCP header of a SYN or SYN-ACK: 20 + MSS (4) + NOP NOP + timestamps (10).
     public static let synHeaderLength = 36
     /// TCP header of the other segments: 20 + NOP NOP + timestamps (10).
@@ -98,8 +100,14 @@ public struct HandshakeSegments: Sendable {
     /// The request's payload for a plan: the GET line, or what fills a fixed frame size.
     public static func requestPayload(plan: TrafficPlan) -> Int {
         let headers = HeaderSize.ethernet + (plan.isIPv4 ? HeaderSize.ipv4Minimum : HeaderSize.ipv6) + headerLength
-        if case .fixed(let size) = plan.sizes { return max(request.count, size - FrameSizes.fcs - headers) }
-        return request.count
+        if case .fixed(let size) = plan.sizes { return max(requestLength, size - FrameSizes.fcs - headers) }
+        return requestLength
+    }
+
+    /// The smallest wire size (FCS included) `--size` may give the request segment: headers and
+    /// the GET line.
+    public static func minimumRequestWireSize(ipv4: Bool) -> Int {
+        HeaderSize.ethernet + (ipv4 ? HeaderSize.ipv4Minimum : HeaderSize.ipv6) + headerLength + requestLength + FrameSizes.fcs
     }
 
     /// The wire size (FCS included) of the SYN: the smallest frame of a handshake plan.
@@ -285,9 +293,12 @@ public struct HandshakeSegments: Sendable {
         out.storeBE32(tsecr, options + 8)
         if step == .request {
             let payload = l4 + headerLength
-            HandshakeSegments.request.withUnsafeBytes { out.advanced(by: payload).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-            let rest = requestPayload - HandshakeSegments.request.count
-            if rest > 0 { (out + payload + HandshakeSegments.request.count).initializeMemory(as: UInt8.self, repeating: 0, count: rest) }
+            let words = HandshakeSegments.requestWords
+            out.storeBE64(words.0, payload)
+            out.storeBE64(words.1, payload + 8)
+            out.storeBE16(words.2, payload + 16)
+            let rest = requestPayload - HandshakeSegments.requestLength
+            if rest > 0 { (out + payload + HandshakeSegments.requestLength).initializeMemory(as: UInt8.self, repeating: 0, count: rest) }
         }
         let pseudo = isIPv4
             ? InternetChecksum.pseudoHeaderSum(source: IPv4Address(value: from.ipv4Value), destination: IPv4Address(value: to.ipv4Value),
@@ -297,30 +308,16 @@ public struct HandshakeSegments: Sendable {
         return length
     }
 
-    /// TSval and TSecr of the timestamps option (RFC 7323 §3.2) in a TCP header of
-    /// `headerLength` bytes; nil when it has none or the options are malformed.
+    /// TSval and TSecr of the timestamps option (RFC 7323 §3.2: kind 8, length 10) in a TCP
+    /// header of `headerLength` bytes; nil when it has none or the options are malformed.
     @inlinable
     static func timestamps(_ tcp: UnsafeRawPointer, headerLength: Int) -> (UInt32, UInt32)? {
-        var i = HeaderSize.tcpMinimum
-        while i < headerLength {
-            let kind = tcp.loadBE8(i)
-            if kind == 0 { return nil }                    // end of option list
-            if kind == 1 { i += 1; continue }              // NOP
-            guard i + 1 < headerLength else { return nil }
-            let size = Int(tcp.loadBE8(i + 1))
-            guard size >= 2, i + size <= headerLength else { return nil }
-            if kind == 8 && size == 10 { return (tcp.loadBE32(i + 2), tcp.loadBE32(i + 6)) }
-            i += size
+        var found: (UInt32, UInt32)?
+        let wellFormed = TCPOptions.walk(tcp, from: HeaderSize.tcpMinimum, to: headerLength) { kind, i, length in
+            guard kind == 8, length == 10 else { return true }
+            found = (tcp.loadBE32(i + 2), tcp.loadBE32(i + 6))
+            return false
         }
-        return nil
+        return wellFormed ? found : nil
     }
-}
-
-/// TCP header flag bits (RFC 9293 §3.1).
-public enum TCPFlags {
-    public static let fin: UInt8 = 0x01
-    public static let syn: UInt8 = 0x02
-    public static let rst: UInt8 = 0x04
-    public static let psh: UInt8 = 0x08
-    public static let ack: UInt8 = 0x10
 }

@@ -153,6 +153,10 @@ public struct TrafficPlan: Sendable, Equatable {
             // Every connection is new: a warm-up pass would be connections like the others.
             if warmup { return PlanError(field: "warmup", reason: "handshake traffic opens a new connection every time; there is nothing to warm up") }
             if sizes == .imix { return PlanError(field: "sizes", reason: "handshake traffic takes a fixed size (of its request segment), not imix") }
+            if case .fixed(let size) = sizes, size < HandshakeSegments.minimumRequestWireSize(ipv4: isIPv4) || size > 1518 {
+                return PlanError(field: "sizes", reason: "\(size) is outside \(HandshakeSegments.minimumRequestWireSize(ipv4: isIPv4))...1518 "
+                                    + "for the request segment of handshake traffic over IPv\(isIPv4 ? 4 : 6) (headers and an 18-byte GET)")
+            }
         }
         if case .fixed(let size) = sizes {
             guard size >= minimumFrameSize, size <= 1518 else {

@@ -38,8 +38,10 @@ struct PhaseCounters {
     /// any (HandshakeOutcome.unexpected).
     var unexpected: UInt64 = 0
     /// Handshake traffic: connections given up as lost, so that the concurrency limit does not
-    /// stall on them (all those open when nothing completed for a second at the limit).
+    /// stall on them (a lower bound of those opened over a second ago and not completed).
     var abandoned: UInt64 = 0
+    /// Handshake traffic: frames received at either end (for the drain's idle test).
+    var handshakeFrames: UInt64 = 0
 }
 
 /// One sample of the rate-over-time series.
@@ -64,6 +66,9 @@ final class Generator {
     let tscHz: UInt64
     /// Handshake traffic: connections open at once at most (0: no limit).
     let concurrency: UInt64
+    /// `sent` over the last second, one sample per slot (see `run`).
+    let sentHistory: UnsafeMutablePointer<UInt64>
+    static let historySlots = 100
     var backends: FlowBackends
     /// Handshake traffic: writes SYNs and answers both ends (nil for the other kinds).
     let handshake: HandshakeSegments?
@@ -94,6 +99,8 @@ final class Generator {
         classifier = ReturnClassifier(kind: plan.kind, flows: plan.flows, verifyChecksums: verifyChecksums)
         self.tscHz = tscHz
         concurrency = plan.kind == .handshake ? UInt64(plan.concurrency) : 0
+        sentHistory = .allocate(capacity: Generator.historySlots)
+        sentHistory.initialize(repeating: 0, count: Generator.historySlots)
         backends = FlowBackends(flows: plan.flows)
         handshake = plan.kind == .handshake ? HandshakeSegments(plan: plan, verifyChecksums: verifyChecksums) : nil
         targets = plan.targets
@@ -111,6 +118,7 @@ final class Generator {
         rxBuffer.deallocate()
         backendAnswers.release()
         clientAnswers.release()
+        sentHistory.deallocate()
     }
 
     /// What one sending phase does.
@@ -146,31 +154,41 @@ final class Generator {
         var generated: UInt64 = 0
         var index: UInt64 = spec.inOrder ? 0 : nextIndex
         var nextInterval = spec.intervalTicks > 0 ? start &+ spec.intervalTicks : UInt64.max
-        var progressCount: UInt64 = 0
-        var progressTSC = start
+        // A ring of `sent` sampled every 10 ms, one second long (the abandonment bound).
+        let historyTicks = max(1, tscHz / UInt64(Generator.historySlots))
+        var nextHistoryTick = start &+ historyTicks
+        var historyIndex = 0
+        sentHistory.initialize(repeating: 0, count: Generator.historySlots)
         c.firstSendTSC = start
 
         sending: while true {
             let now = sl_rdtsc()
+            // Time or a signal ends the phase even with a burst the port still refuses (freed below).
+            if now >= end || stopRequested.load(ordering: .relaxed) { break sending }
+            if concurrency > 0 && now >= nextHistoryTick {
+                // The connections opened over a second ago and not completed yet are given up:
+                // at least (opened a second ago) − (completed so far), a bound that needs no
+                // state per connection. Without it a lost connection would hold its place in the
+                // concurrency limit for ever.
+                let slot = historyIndex % Generator.historySlots
+                let openedASecondAgo = sentHistory[slot]
+                if openedASecondAgo > c.received &+ c.abandoned { c.abandoned = openedASecondAgo &- c.received }
+                sentHistory[slot] = c.sent
+                historyIndex &+= 1
+                nextHistoryTick &+= historyTicks
+            }
             if pendingCount == 0 {
-                if now >= end || (spec.packets > 0 && generated >= spec.packets)
-                    || stopRequested.load(ordering: .relaxed) { break sending }
+                if spec.packets > 0 && generated >= spec.packets { break sending }
                 var want = burst
                 // Handshake traffic: answers to connections already open go first; while a port
                 // holds back some of them, no new connection opens (a closed loop, as a client
                 // whose connect() blocks).
                 if backendAnswers.count > 0 || clientAnswers.count > 0 { want = 0 }
                 if concurrency > 0 {
-                    let open = c.sent &- c.received &- c.abandoned
-                    if c.received != progressCount {
-                        progressCount = c.received
-                        progressTSC = now
-                    } else if open >= concurrency && now &- progressTSC > tscHz {
-                        // A second at the limit without a completion: those open are lost.
-                        c.abandoned &+= open
-                        progressTSC = now
-                    }
-                    want = min(want, Int(concurrency &- min(concurrency, c.sent &- c.received &- c.abandoned)))
+                    // Saturating: abandoned connections may still complete late.
+                    let done = c.received &+ c.abandoned
+                    let open = c.sent > done ? c.sent &- done : 0
+                    want = min(want, Int(concurrency &- min(concurrency, open)))
                 }
                 if packetsPerTick > 0 {
                     let due = Int(Double(now &- start) * packetsPerTick) - Int(generated)
@@ -228,10 +246,10 @@ final class Generator {
         let idleTicks = UInt64(spec.drainIdleSeconds * hz)
         var lastArrival = drainStart
         while true {
-            let before = c.received &+ c.notTraffic &+ c.onTransmitPort
+            let before = c.received &+ c.notTraffic &+ c.onTransmitPort &+ c.handshakeFrames
             receive(into: &c, recordLatency: spec.recordLatency)
             let now = sl_rdtsc()
-            if c.received &+ c.notTraffic &+ c.onTransmitPort != before { lastArrival = now }
+            if c.received &+ c.notTraffic &+ c.onTransmitPort &+ c.handshakeFrames != before { lastArrival = now }
             if c.received >= c.sent && now &- lastArrival >= idleTicks / 4 { break }
             if now &- lastArrival >= idleTicks || now >= drainEnd { break }
             if now >= nextInterval {
@@ -307,6 +325,7 @@ final class Generator {
         guard count > 0 else { return }
         let arrival = sl_rdtsc()
         c.lastReceiveTSC = arrival
+        c.handshakeFrames &+= UInt64(count)
         let stamp = UInt32(truncatingIfNeeded: arrival)
         let nsPerTick = 1e9 / Double(tscHz)
         for i in 0..<count {
@@ -370,6 +389,7 @@ struct AnswerQueue: ~Copyable {
     /// One transmit attempt: what the port takes leaves, the rest stays.
     @inline(__always)
     mutating func flush(port: UInt16, retries: inout UInt64) {
+        guard count > 0 else { return }
         let taken = Int(sl_tx_burst(port, 0, buffer + start, UInt16(count)))
         start &+= taken
         count &-= taken

@@ -79,9 +79,13 @@ struct Report: Encodable {
         var fin_ack_at_client: UInt64
         var completed: UInt64
         var failed: Int64
-        /// Of the failed: given up after a second at the concurrency limit with no completion.
+        /// Of the failed: given up as lost by the concurrency limit (opened over a second before
+        /// and not completed; at most `failed`).
         var abandoned: UInt64
         var concurrency: Int
+        /// Connections opened on flow 0 before the measured phase until one completed (the
+        /// probe); not in `opened`, but the balancer saw them.
+        var probes: Int
         /// Completed connections per second of the sending window.
         var completed_per_s: Double
         /// Segments that crossed the balancer (all five steps) per second, in millions.
@@ -114,7 +118,7 @@ struct Report: Encodable {
     var ports: [PortCounters]
 
     init(plan: TrafficPlan, command: SluicePktgenCommand, tscHz: UInt64, warmup: PhaseCounters?, measured: PhaseCounters,
-         measuredStart: Date, generator: Generator, portStats: [(String, PortStatistics?)]) {
+         measuredStart: Date, probeConnections: Int, generator: Generator, portStats: [(String, PortStatistics?)]) {
         measured_start_unix = measuredStart.timeIntervalSince1970
         let popularity: String = switch plan.popularity {
         case .uniform: "uniform"
@@ -157,7 +161,8 @@ struct Report: Encodable {
                                       request_at_backend: steps[HandshakeStep.request.rawValue],
                                       fin_ack_at_client: steps[HandshakeStep.finAck.rawValue], completed: m.received,
                                       failed: Int64(bitPattern: m.sent) - Int64(bitPattern: m.received),
-                                      abandoned: m.abandoned, concurrency: plan.concurrency,
+                                      abandoned: min(m.abandoned, m.sent > m.received ? m.sent - m.received : 0),
+                                      concurrency: plan.concurrency, probes: probeConnections,
                                       completed_per_s: seconds > 0 ? Double(m.received) / seconds : 0,
                                       balancer_mpps: seconds > 0 ? Double(crossed) / seconds / 1e6 : 0,
                                       unexpected: m.unexpected)

@@ -101,6 +101,10 @@ struct SluicePktgenCommand: ParsableCommand {
         if let clientNetwork { try ScenarioFile.applyClientNetwork(clientNetwork, to: &plan, field: "--client-network") }
         if let dstMAC { plan.destinationMAC = try ScenarioFile.parseMAC(dstMAC, field: "--dst-mac") }
         if let problem = plan.validate() { throw problem }
+        if plan.kind == .handshake && (rxPort == nil || rxPort == txPort) {
+            // Each end answers what arrives at it: the two ends must be told apart by port.
+            throw PlanError(field: "--rx-port", reason: "handshake traffic needs the backends' side on a port of its own")
+        }
         return plan
     }
 
@@ -197,17 +201,21 @@ struct Session {
         let drainIdle = min(drain, 0.2)
         print("sluice-pktgen: tx \(tx.subject) mac \(tx.mac), rx \(rx.subject); \(plan.flows) \(plan.kind.rawValue) flows to "
               + plan.targets.map(\.description).joined(separator: ", ") + ", tsc \(hz / 1_000_000) MHz")
+        var probes = 0
         if plan.kind == .handshake {
             // A first connection must complete before the measured phase: a balancer whose
             // workers are still starting would hold the first SYNs and inflate the connect time.
+            // One SYN (flow 0) a second; the phase's time bound frees one the port refuses.
             let probeStart = Date()
             var completed = false
             while !completed && Date().timeIntervalSince(probeStart) * 1000 < Double(command.linkTimeoutMilliseconds)
                     && !stopRequested.load(ordering: .relaxed) {
-                let probe = generator.run(Generator.PhaseSpec(packets: 1, seconds: 0, ratePPS: 0, inOrder: true, recordLatency: false,
+                let probe = generator.run(Generator.PhaseSpec(packets: 1, seconds: 1, ratePPS: 0, inOrder: true, recordLatency: false,
                                                               intervalTicks: 0, drainSeconds: 1, drainIdleSeconds: 1))
+                probes += Int(probe.sent)
                 completed = probe.received > 0
             }
+            if stopRequested.load(ordering: .relaxed) { return }
             guard completed else {
                 throw DPDKError(subject: "probe", operation: "handshake",
                                 reason: "no connection completed through the balancer in \(command.linkTimeoutMilliseconds) ms "
@@ -229,7 +237,7 @@ struct Session {
                                            drainSeconds: drain, drainIdleSeconds: drainIdle))
         let portStats = ports.map { ($0.name, $0.statistics) }
         deliver(Report(plan: plan, command: command, tscHz: hz, warmup: warmupCounters, measured: counters,
-                       measuredStart: measuredStart, generator: generator, portStats: portStats))
+                       measuredStart: measuredStart, probeConnections: probes, generator: generator, portStats: portStats))
         if command.waitPeerCloseMilliseconds > 0 {
             var waited = 0
             while waited < command.waitPeerCloseMilliseconds && ports.contains(where: { $0.link?.up ?? false }) {

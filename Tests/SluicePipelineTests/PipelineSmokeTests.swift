@@ -120,6 +120,64 @@ import SluiceDataPlane
         #expect(run(&stray, ingress: 1, &context).0 == .drop(.notOwnedAddress))
     }
 
+    /// The worker keeps new flows' reverse entries back to the end of the burst: until
+    /// `commitDeferred` the backend's reply has no way back; after it, it has. The forward
+    /// entry is in at once (the next packet of the flow finds it), and a burst of more new
+    /// flows than the buffer holds inserts the rest at once.
+    @Test func reverseEntriesKeptBackUntilTheBurstEnds() throws {
+        let config = try SluicedConfig.parse(yaml: Self.yaml + """
+
+            neighbors: [{ address: 198.51.100.11, mac: "02:00:00:00:be:11" }, { address: 198.51.100.12, mac: "02:00:00:00:be:12" },
+                        { address: 192.0.2.100, mac: "02:00:00:00:0c:01" }]
+            """, file: "t.yaml")
+        let snapshot = try config.makeSnapshot(portMACs: [mac0, mac1])
+        let neighbors = NeighborTable(capacity: 64)
+        for (a, m) in config.neighbors { neighbors.learn(a.mapped, mac: m, now: 100) }
+        let flows = try FlowTable(capacity: 1024)
+        let counters = WorkerCounters()
+        let fragmentTable = FragmentTable(capacity: 64)
+        let deferred = UnsafeMutablePointer<DeferredReverseEntries>.allocate(capacity: 1)
+        deferred.initialize(to: DeferredReverseEntries(capacity: 2))
+        defer {
+            deferred.deinitialize(count: 1)
+            deferred.deallocate()
+            withExtendedLifetime((snapshot, neighbors, flows, counters, fragmentTable)) {}
+        }
+        var context = PipelineContext(snapshot: snapshot, neighbors: neighbors, flows: flows.view, counters: counters, now: 100,
+                                      fragments: fragmentTable)
+        context.deferredReverse = deferred
+        let client: UInt32 = 0xC000_0264
+        let vip: UInt32 = 0xC000_020A
+        // Three new flows in one "burst": two kept back (the buffer's capacity), one inserted at once.
+        var backends: [UInt32] = []
+        for port: UInt16 in [40000, 40001, 40002] {
+            var syn = tcpFrame(dstMAC: mac0, srcMAC: clientMAC, src: client, dst: vip, sport: port, dport: 80, flags: 0x02)
+            #expect(run(&syn, ingress: 0, &context).0 == .transmit(.forwardToBackend))
+            backends.append(syn.withUnsafeBytes { UnsafeRawPointer($0.baseAddress!).loadBE32(30) })
+        }
+        #expect(deferred.pointee.count == 2)
+        #expect(flows.view.count(now: 100) == 4)    // three forward entries and the reverse entry that did not fit
+        func reply(_ i: Int) -> Verdict {
+            let bmac = MACAddress(backends[i] == 0xC633_640B ? "02:00:00:00:be:11" : "02:00:00:00:be:12")!
+            var r = tcpFrame(dstMAC: mac1, srcMAC: bmac, src: backends[i], dst: client, sport: 8080, dport: 40000 + UInt16(i), flags: 0x12)
+            return run(&r, ingress: 1, &context).0
+        }
+        // The forward entry is in: the flow's next packet keeps its backend, no new flow.
+        var ack = tcpFrame(dstMAC: mac0, srcMAC: clientMAC, src: client, dst: vip, sport: 40000, dport: 80, flags: 0x10)
+        _ = run(&ack, ingress: 0, &context)
+        #expect(ack.withUnsafeBytes { UnsafeRawPointer($0.baseAddress!).loadBE32(30) } == backends[0])
+        #expect(counters.read(.newFlows) == 3)
+        // Kept back: no way back yet for the first two; the third's entry went in at once.
+        #expect(reply(0) == .drop(.notOwnedAddress))
+        #expect(reply(1) == .drop(.notOwnedAddress))
+        #expect(reply(2) == .transmit(.returnToClient))
+        PacketPipeline.commitDeferred(&context)
+        #expect(deferred.pointee.count == 0)
+        #expect(flows.view.count(now: 100) == 6)
+        #expect(reply(0) == .transmit(.returnToClient))
+        #expect(reply(1) == .transmit(.returnToClient))
+    }
+
     func run(_ frame: inout [UInt8], ingress: Int, _ context: inout PipelineContext) -> (Verdict, Int) {
         var length = frame.count
         var output = PacketOutput(port: ingress)

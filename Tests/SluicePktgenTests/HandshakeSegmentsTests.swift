@@ -83,6 +83,23 @@ private func checksumsVerify(_ p: UnsafeRawPointer, length: Int) -> Bool {
     return InternetChecksum.verifies(p + frame.l4Offset, count: segment, initial: pseudo)
 }
 
+/// (sequence, acknowledgment) numbers of the TCP segment in `p`.
+private func numbers(_ p: UnsafeRawPointer) -> (UInt32, UInt32) {
+    var frame = ParsedFrame()
+    _ = FrameParser.parse(p, length: 1514, into: &frame)
+    return (p.loadBE32(frame.l4Offset + 4), p.loadBE32(frame.l4Offset + 8))
+}
+
+/// The TCP header's option bytes (after the 20 fixed ones) and the payload.
+private func optionsAndPayload(_ p: UnsafeRawPointer, length: Int) -> ([UInt8], [UInt8]) {
+    var frame = ParsedFrame()
+    _ = FrameParser.parse(p, length: length, into: &frame)
+    let header = Int(p.loadBE8(frame.l4Offset + 12) >> 4) * 4
+    let options = Array(UnsafeRawBufferPointer(start: p + frame.l4Offset + 20, count: header - 20))
+    let payload = Array(UnsafeRawBufferPointer(start: p + frame.l4Offset + header, count: frame.l3End - frame.l4Offset - header))
+    return (options, payload)
+}
+
 private func tcpFlags(_ p: UnsafeRawPointer) -> UInt8 {
     var frame = ParsedFrame()
     _ = FrameParser.parse(p, length: 1514, into: &frame)
@@ -115,6 +132,15 @@ struct HandshakeSegmentsTests {
             #expect(checksumsVerify(buffer, length: length))
             #expect(tcpFlags(buffer) == TCPFlags.syn)
             #expect(MACAddress.load(buffer, 0) == lbMAC && MACAddress.load(buffer, 6) == genMAC)
+            // On the wire, independently of `respond`: ISN = flow << 8, MSS then NOP NOP and the
+            // timestamps option (RFC 7323 §3.2) with TSecr 0 in a SYN.
+            let isn = flow << 8
+            let mss: [UInt8] = v4 ? [0x02, 0x04, 0x05, 0xB4] : [0x02, 0x04, 0x05, 0xA0]
+            let tsval = 1000 + flow
+            let stamp: [UInt8] = [UInt8(tsval >> 24), UInt8(tsval >> 16 & 0xFF), UInt8(tsval >> 8 & 0xFF), UInt8(tsval & 0xFF)]
+            #expect(numbers(buffer) == (isn, 0))
+            #expect(optionsAndPayload(buffer, length: length).0 == mss + [0x01, 0x01, 0x08, 0x0A] + stamp + [0, 0, 0, 0])
+            #expect(optionsAndPayload(buffer, length: length).1.isEmpty)
 
             // SYN → backend: answered with a SYN-ACK that echoes the SYN's TSval.
             balancer.forward(buffer, length: length)
@@ -126,6 +152,8 @@ struct HandshakeSegmentsTests {
             length = synAckLength
             #expect(checksumsVerify(buffer, length: length))
             #expect(tcpFlags(buffer) == TCPFlags.syn | TCPFlags.ack)
+            #expect(numbers(buffer) == (isn, isn + 1))
+            #expect(optionsAndPayload(buffer, length: length).0 == mss + [0x01, 0x01, 0x08, 0x0A, 0, 0, 0x13, 0x88] + stamp)
             #expect(MACAddress.load(buffer, 0) == lbBackendMAC)   // back to the balancer's backend port
 
             // SYN-ACK → client: the connect time is measured from the echoed stamp; the answer
@@ -141,6 +169,12 @@ struct HandshakeSegmentsTests {
             if case .fixed(let wire) = size { #expect(length + FrameSizes.fcs == wire) }
             #expect(checksumsVerify(buffer, length: length))
             #expect(tcpFlags(buffer) == TCPFlags.psh | TCPFlags.ack | TCPFlags.fin)
+            #expect(numbers(buffer) == (isn + 1, isn + 1))
+            let (requestOptions, request) = optionsAndPayload(buffer, length: length)
+            #expect(requestOptions == [0x01, 0x01, 0x08, 0x0A, 0, 0, 0x17, 0x70, 0, 0, 0x13, 0x88])
+            #expect(Array(request.prefix(18)) == Array("GET / HTTP/1.0\r\n\r\n".utf8))
+            #expect(request.dropFirst(18).allSatisfy { $0 == 0 })
+            let payload = UInt32(request.count)
 
             // Request → backend: answered with FIN-ACK.
             balancer.forward(buffer, length: length)
@@ -150,6 +184,8 @@ struct HandshakeSegmentsTests {
             }
             length = finLength
             #expect(checksumsVerify(buffer, length: length))
+            #expect(tcpFlags(buffer) == TCPFlags.fin | TCPFlags.ack)
+            #expect(numbers(buffer) == (isn + 1, isn + 2 + payload))   // the request's bytes and its FIN acked
 
             // FIN-ACK → client: answered with the last ACK.
             balancer.back(buffer, length: length)
@@ -159,6 +195,8 @@ struct HandshakeSegmentsTests {
             }
             length = lastLength
             #expect(tcpFlags(buffer) == TCPFlags.ack)
+            #expect(numbers(buffer) == (isn + 2 + payload, isn + 2))    // the backend's FIN acked
+            #expect(optionsAndPayload(buffer, length: length).1.isEmpty)
             #expect(checksumsVerify(buffer, length: length))
 
             // Last ACK → backend: the connection is complete, at the same backend.
@@ -216,13 +254,19 @@ struct HandshakeSegmentsTests {
                                                       protocol: IPProtocol.tcp, length: segment)
         buffer.storeBE16(InternetChecksum.checksum(buffer + frame.l4Offset, count: segment, initial: pseudo), checksum)
         #expect(segments.respond(buffer, length: length, capacity: 2048, side: .backend, tsc: 2) == .unexpected)
-        // ARP is not a segment; a truncated frame is malformed.
+        // ARP (a well-formed request) is not a segment; a truncated frame is malformed.
         buffer.initializeMemory(as: UInt8.self, repeating: 0, count: 60)
         buffer.storeBE16(EtherType.arp, 12)
-        #expect(segments.respond(buffer, length: 60, capacity: 2048, side: .backend, tsc: 2) == .foreign(.notTraffic)
-                || segments.respond(buffer, length: 60, capacity: 2048, side: .backend, tsc: 2) == .foreign(.malformed))
+        buffer.storeBE16(1, 14); buffer.storeBE16(EtherType.ipv4, 16); buffer.storeBE8(6, 18); buffer.storeBE8(4, 19)
+        buffer.storeBE16(1, 20)
+        #expect(segments.respond(buffer, length: 60, capacity: 2048, side: .backend, tsc: 2) == .foreign(.notTraffic))
         length = syn()
         #expect(segments.respond(buffer, length: length - 30, capacity: 2048, side: .backend, tsc: 2) == .foreign(.malformed))
+        // An answer longer than the buffer holds is not written: a SYN-ACK (70 bytes) into 69.
+        length = syn()
+        let before = Array(UnsafeRawBufferPointer(start: buffer, count: length))
+        #expect(segments.respond(buffer, length: length, capacity: length - 1, side: .backend, tsc: 2) == .foreign(.malformed))
+        #expect(Array(UnsafeRawBufferPointer(start: buffer, count: length)) == before)
     }
 
     @Test("plans: the SYN is the smallest frame; warm-up and IMIX are refused with the field named")
@@ -230,14 +274,16 @@ struct HandshakeSegmentsTests {
         var p = handshakePlan("192.0.2.10:80")
         #expect(p.minimumFrameSize == 74)
         #expect(handshakePlan("[2001:db8::10]:80").minimumFrameSize == 94)
-        #expect(HandshakeSegments.requestPayload(plan: p) == HandshakeSegments.request.count)
+        #expect(HandshakeSegments.requestPayload(plan: p) == 18)
         p.warmup = true
         #expect(p.validate()?.field == "warmup")
         p.warmup = false
         p.sizes = .imix
         #expect(p.validate()?.field == "sizes")
-        p.sizes = .fixed(70)
+        p.sizes = .fixed(87)    // 14 + 20 + 32 + 18 + 4 = 88: the GET line would not fit
         #expect(p.validate()?.field == "sizes")
+        p.sizes = .fixed(88)
+        #expect(p.validate() == nil)
         p.sizes = .fixed(1518)
         #expect(p.validate() == nil)
         #expect(HandshakeSegments.requestPayload(plan: p) == 1518 - 4 - 14 - 20 - 32)

@@ -87,6 +87,9 @@ struct Workload {
     let pristine: UnsafeMutableRawPointer
     let buffers: UnsafeMutableRawPointer
     let prepared: UnsafeMutablePointer<PreparedFrame>
+    /// New flows' reverse entries kept back to the end of the burst, as the worker does; nil
+    /// with --immediate-reverse or --one-by-one (inserted at once).
+    let deferred: UnsafeMutablePointer<DeferredReverseEntries>?
     let flowCount: Int
     let snapshot: DataPlaneSnapshot
     let burst = 32
@@ -132,6 +135,7 @@ struct Workload {
                                                      ingress: 0, prepared: prepared[i], output: &output, context: &context)
                 count(verdict, output, &tally)
             }
+            PacketPipeline.commitDeferred(&context)
         }
         tally.packets &+= burst
     }
@@ -152,6 +156,7 @@ enum PipelineBench {
         var seconds = 3.0
         var capacity = 4_194_304
         var oneByOne = false
+        var immediateReverse = false
         var recordSites = false
         let backendCount = 8
         let burst = 32
@@ -160,7 +165,7 @@ enum PipelineBench {
 
         var argv = CommandLine.arguments.dropFirst()
         func usage() -> Never {
-            eprint("usage: sluice-pipeline-bench [--mode dnat|vxlan|new] [--flows N] [--seconds S] [--capacity C] [--one-by-one] [--sites]\n")
+            eprint("usage: sluice-pipeline-bench [--mode dnat|vxlan|new] [--flows N] [--seconds S] [--capacity C] [--one-by-one] [--immediate-reverse] [--sites]\n")
             exit(2)
         }
         while let a = argv.popFirst() {
@@ -170,6 +175,7 @@ enum PipelineBench {
             case "--seconds": guard let v = argv.popFirst(), let s = Double(v), s > 0 else { usage() }; seconds = s
             case "--capacity": guard let v = argv.popFirst(), let n = Int(v), n > 0 else { usage() }; capacity = n
             case "--one-by-one": oneByOne = true
+            case "--immediate-reverse": immediateReverse = true
             case "--sites": recordSites = true
             default: usage()
             }
@@ -254,7 +260,13 @@ enum PipelineBench {
         buffers.initializeMemory(as: UInt8.self, repeating: 0, count: burst * bufferSize)
         let prepared = UnsafeMutablePointer<PreparedFrame>.allocate(capacity: burst)
         prepared.initialize(repeating: PreparedFrame(), count: burst)
-        let work = Workload(pristine: pristine, buffers: buffers, prepared: prepared, flowCount: flowCount, snapshot: snapshot)
+        var deferred: UnsafeMutablePointer<DeferredReverseEntries>? = nil
+        if !oneByOne && !immediateReverse {
+            deferred = .allocate(capacity: 1)
+            deferred!.initialize(to: DeferredReverseEntries(capacity: burst))
+        }
+        let work = Workload(pristine: pristine, buffers: buffers, prepared: prepared, deferred: deferred, flowCount: flowCount,
+                            snapshot: snapshot)
 
         bench_sites_init()
 
@@ -296,6 +308,7 @@ enum PipelineBench {
             repeat {
                 let table = makeFlowTable()
                 var context = PipelineContext(snapshot: snapshot, neighbors: neighbors, flows: table.view, counters: counters, now: now)
+                context.deferredReverse = work.deferred
                 var cursor = 0
                 let passBursts = flowCount / burst
                 MallocInterposerSwift.initialize()
@@ -320,6 +333,7 @@ enum PipelineBench {
         } else {
             let table = makeFlowTable()
             var context = PipelineContext(snapshot: snapshot, neighbors: neighbors, flows: table.view, counters: counters, now: now)
+            context.deferredReverse = work.deferred
             // Warm-up: a pass over every flow creates its entries, a second one warms the caches.
             var cursor = 0
             var warm = Tally()
@@ -382,7 +396,7 @@ enum PipelineBench {
         }
         let packets = Double(result.tally.packets)
         let nsPerPacket = result.cpuNs / packets
-        let label = "\(mode.rawValue)\(mode == .new ? "" : " established"), \(flowCount) flows\(oneByOne ? ", one packet at a time" : ", two-stage bursts (as the worker)")"
+        let label = "\(mode.rawValue)\(mode == .new ? "" : " established"), \(flowCount) flows\(oneByOne ? ", one packet at a time" : immediateReverse ? ", two-stage bursts, reverse entries inserted at once" : ", two-stage bursts (as the worker)")"
         print("\(label): \(result.tally.packets) packets in \(result.bursts) bursts of \(burst), \(result.tally.forwarded) forwarded to a backend, \(result.tally.other) other")
         print("  total (copy + pipeline): \(f(nsPerPacket, 2)) ns/packet on-CPU, \(f(1e3 / nsPerPacket, 2)) Mpps, \(f(nsPerPacket * hz / 1e9, 0)) TSC cycles/packet (TSC \(f(hz / 1e6, 0)) MHz); CPU share \(f(100 * result.cpuNs / result.wallNs, 0))%")
         if copyOnly.bursts > 0 {
