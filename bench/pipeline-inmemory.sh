@@ -9,7 +9,9 @@
 #   each burst runs as the worker runs it: stage one (parse, hash, prefetch the bucket) over the
 #   whole burst, the entry lines prefetched, then stage two packet by packet; dnat 1k / 1M and
 #   new flows also with --one-by-one (stage one then two for each packet before the next: the
-#   worker before the two-stage burst, for comparison)
+#   worker before the two-stage burst, for comparison); new flows also with --immediate-reverse
+#   (each new flow's reverse entry inserted at once instead of at the end of the burst: the
+#   worker before DeferredReverseEntries, for comparison)
 #
 # Usage: bench/pipeline-inmemory.sh [--no-build]     DURATION=3 REPS=3 CORE=1 RESULTS=bench/results/pipeline-inmemory.md
 # With SITES=1 every allocation in the measured loop is recorded with its backtrace.
@@ -46,6 +48,7 @@ CASES=(
   "--mode vxlan --flows 1000"
   "--mode vxlan --flows 1000000"
   "--mode new --flows 1000000"
+  "--mode new --flows 1000000 --immediate-reverse"
   "--mode dnat --flows 1000 --one-by-one"
   "--mode dnat --flows 1000000 --one-by-one"
   "--mode new --flows 1000000 --one-by-one"
@@ -120,6 +123,10 @@ each pass.
   counted window is counted, and fails if it is not. \`SITES=1\` records a backtrace per counted
   allocation (\`--sites\`; it first shows the deliberate one, to prove the recording works;
   frames inside the benchmark print as offsets: \`addr2line -f -e BIN OFFSET | swift demangle\`).
+- \`--immediate-reverse\`: two-stage bursts, but each new flow's reverse entry (backend →
+  client) is inserted as the flow is created instead of being kept back to the end of the burst
+  (\`DeferredReverseEntries\`: its bucket prefetched when kept, its slot at the end, the
+  inserts together) — the worker before that change.
 - \`--one-by-one\`: each packet goes through both stages (\`PacketPipeline.process\` without
   \`prepared:\`) before the next, as the worker did before commit ddf72a8: the flow-table misses
   of successive packets do not overlap.

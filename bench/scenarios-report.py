@@ -82,10 +82,11 @@ def schedstat(log):
 
 
 def window(log):
-    """PACKETS RUN_NS WAIT_NS WALL_NS FIRST LAST from bench/telemetry-window.py, or None."""
+    """PACKETS RUN_NS WAIT_NS WALL_NS FIRST LAST [BUSY_CYCLES TOTAL_CYCLES] from
+    bench/telemetry-window.py, or None."""
     try:
         fields = [int(float(x)) for x in open(log + ".window").read().split()]
-        return fields if len(fields) == 6 and fields[0] > 0 and fields[1] > 0 else None
+        return fields if len(fields) in (6, 8) and fields[0] > 0 and fields[1] > 0 else None
     except (OSError, ValueError):
         return None
 
@@ -141,7 +142,9 @@ for name in scenarios:
             rnd["window"] = {"packets": w[0], "run_ns": w[1], "wait_ns": w[2], "wall_ns": w[3],
                              "oncpu_cycles_per_packet": w[1] * rnd["tsc_mhz"] / 1000 / w[0],
                              "oncpu_mpps": w[0] * 1000 / w[1], "cpu_share": w[1] / (w[1] + w[2]),
-                             "wall_mpps": w[0] * 1000 / w[3]}
+                             "wall_mpps": w[0] * 1000 / w[3],
+                             # sluiced's worker: busy cycles / loop cycles within the window itself
+                             "busy_share": (w[6] / w[7]) if len(w) == 8 and w[7] > 0 else None}
         rounds.append(rnd)
         if report["flows"]["moved_flows"]:
             problems.append(f"{name}: {report['flows']['moved_flows']} flows moved backend")
@@ -198,9 +201,11 @@ for name in scenarios:
             "steady_oncpu_cycles_per_segment": 3 * window_cycles / 5 if window_cycles else None,
             "one_core_connections_per_s": (mhz * 1e6 / (3 * window_cycles)) if window_cycles and mhz else None,
         }
-        busy = entry["busy_share"]
+        busy = median([(r["window"] or {}).get("busy_share") for r in rounds])
         c = entry["connections"]
-        # Below 100 % busy the window's cycles include idle polls: × busy share leaves the work.
+        c["window_busy_share"] = busy
+        # Below 100 % busy the window's cycles include idle polls: × the window's busy share
+        # leaves the work (busy polls also include the poll that found packets' own overhead).
         c["busy_oncpu_cycles_per_connection"] = c["steady_oncpu_cycles_per_connection"] * busy if window_cycles and busy else None
         c["busy_one_core_connections_per_s"] = (mhz * 1e6 / c["busy_oncpu_cycles_per_connection"]
                                                 if c["busy_oncpu_cycles_per_connection"] and mhz else None)
@@ -440,7 +445,7 @@ for r in results:
     lat = r["latency_ns"]
     steady = r["rate_pps"] == 0
     hs_rows.append(f"| {r['name']} | {r['what']} | **{c['completed_per_s'] / 1e6:.3f}** | {fmt(c['balancer_segments_mpps'], 2)} | "
-                   f"{pct(r['busy_share'])} | {pct(r['cpu_share'])} | "
+                   f"{pct(c['window_busy_share'])} | {pct(r['cpu_share'])} | "
                    f"**{fmt(c['steady_oncpu_cycles_per_connection'] if steady else None, 0)}** | "
                    f"{fmt(c['steady_oncpu_cycles_per_segment'] if steady else None, 0)} | "
                    f"**{fmt(c['one_core_connections_per_s'] / 1e6 if steady and c['one_core_connections_per_s'] else None, 2)}** | "
@@ -462,15 +467,16 @@ TCP timestamp. pktgen answers before it opens new connections, so at max rate th
 what the loop sustains. Each connection is a new flow in sluiced (a forward and a reverse entry)
 unless its client end was used before in the run (a closed entry reused).
 
-| scenario | traffic | M connections/s completed | Mpps of segments through sluiced | busy | CPU share | steady on-CPU cycles/connection | per segment | one-core M connections/s (steady) | × busy share: cycles/connection | one-core M connections/s (busy) | connect p50 µs | p99 µs | p99.9 µs | connections | moved |
+| scenario | traffic | M connections/s completed | Mpps of segments through sluiced | busy (window) | CPU share | steady on-CPU cycles/connection | per segment | one-core M connections/s (steady) | × busy share: cycles/connection | one-core M connections/s (busy) | connect p50 µs | p99 µs | p99.9 µs | connections | moved |
 |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|
 {chr(10).join(hs_rows)}
 
 Steady on-CPU cycles come from the same window as the table above (port 0 receives three of the
 five segments, so cycles per connection = 3 × cycles per port-0 packet). They include idle polls:
-when **busy** is below 100 % sluice-pktgen (which does more per connection than sluiced: it builds
-every segment, both ends) was the limit, and the steady figure is an upper bound; × busy share
-takes the idle polls out. At a fixed rate the window is mostly idle polling, so only the max-rate
+when **busy (window)** — sluiced's worker's busy cycles over its loop cycles within that same
+window — is below 100 %, sluice-pktgen (which does more per connection than sluiced: it builds
+every segment, both ends) was the limit, and the steady figure is an upper bound; × that busy
+share takes the idle polls out. At a fixed rate the window is mostly idle polling, so only the max-rate
 row has a per-core figure.
 """
 

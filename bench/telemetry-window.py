@@ -5,10 +5,13 @@ Samples, every INTERVAL seconds, port PORT's `ipackets` through the process's te
 (/ethdev/stats) together with the run and wait time of its forwarding thread (EAL lcore 1,
 `rte-worker-1`, from /proc/PID/task/TID/schedstat), and prints, for the window it was asked for:
 
-    PACKETS RUN_NS WAIT_NS WALL_NS FIRST LAST
+    PACKETS RUN_NS WAIT_NS WALL_NS FIRST LAST [BUSY_CYCLES TOTAL_CYCLES]
 
 PACKETS received in the window, the nanoseconds the thread ran (RUN_NS) and waited runnable
-for its core (WAIT_NS), the wall-clock length, and the ipackets counts at its two ends.
+for its core (WAIT_NS), the wall-clock length, and the ipackets counts at its two ends. With
+--worker N (sluiced only), also the worker's busy_cycles and total_cycles over the window, from
+its `/sluice/workers,N` counters read when the window opens and when it closes (two reads:
+each builds a whole metrics sample, too costly for every sample).
 
   --from N --seconds S   steady state: the window opens at the first sample with ipackets >= N
                          (a warm-up of N packets) and closes S wall-clock seconds later;
@@ -54,6 +57,7 @@ def main():
     ap.add_argument("--to", type=int)
     ap.add_argument("--seconds", type=float)
     ap.add_argument("--interval", type=float, default=0.01)
+    ap.add_argument("--worker", type=int, help="also report sluiced worker N's busy and total cycles over the window")
     ap.add_argument("--ready-log")
     ap.add_argument("--ready-text")
     ap.add_argument("--timeout", type=float, default=120.0, help="give up after this many seconds")
@@ -103,6 +107,20 @@ def main():
         # The counter is read between the two schedstat reads: take their mean.
         return (t, stats["ipackets"], (int(a[0]) + int(b[0])) / 2, (int(a[1]) + int(b[1])) / 2)
 
+    def worker_cycles():
+        """(busy_cycles, total_cycles) of worker args.worker; retried while sluiced's metrics start."""
+        while True:
+            try:
+                sock.send(f"/sluice/workers,{args.worker}".encode())
+                reply = json.loads(sock.recv(65536)).get("/sluice/workers")
+            except (OSError, ValueError) as e:
+                fail(f"process {args.pid} went away while reading worker counters ({e})")
+            if isinstance(reply, dict) and "busy_cycles" in reply and "total_cycles" in reply:
+                return reply["busy_cycles"], reply["total_cycles"]
+            if not alive(args.pid) or time.monotonic() > deadline:
+                fail(f"no counters for worker {args.worker}: {reply}")
+            time.sleep(0.01)
+
     if args.ready_log:
         while True:
             try:
@@ -129,6 +147,7 @@ def main():
         if first is None:
             if s[1] >= args.start and (args.to is None or s[1] <= args.to):
                 first = s
+                first_cycles = worker_cycles() if args.worker is not None else None
             elif args.to is not None and s[1] > args.to:
                 fail(f"ipackets jumped past the window [{args.start}, {args.to}] to {s[1]} before a sample inside it")
         elif args.seconds is not None and s[0] - first[0] >= args.seconds * 1e9:
@@ -139,9 +158,14 @@ def main():
             break
         previous = s
         time.sleep(args.interval)
+    last_cycles = worker_cycles() if args.worker is not None else None
     if last is first or last[1] == first[1]:
         fail(f"window too short: ipackets {first[1]} .. {last[1]}")
-    print(last[1] - first[1], int(last[2] - first[2]), int(last[3] - first[3]), last[0] - first[0], first[1], last[1])
+    fields = [last[1] - first[1], int(last[2] - first[2]), int(last[3] - first[3]), last[0] - first[0], first[1], last[1]]
+    if last_cycles is not None:
+        # Read a sample period after the window's last packet count: close enough for a share.
+        fields += [last_cycles[0] - first_cycles[0], last_cycles[1] - first_cycles[1]]
+    print(*fields)
 
 
 if __name__ == "__main__":
