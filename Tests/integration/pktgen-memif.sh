@@ -76,10 +76,14 @@ neighbors:
 YAML
 }
 
-run_case() { # NAME PROTOCOL FAMILY TARGET BACKEND-PATTERN PKTGEN-OPTIONS...
-  local name=$1 proto=$2 family=$3 target=$4 pattern=$5; shift 5
+# exchange NAME PROTOCOL FAMILY MODE TARGET PKTGEN-OPTIONS...: sluiced with write_config's
+# configuration, then sluice-pktgen over the two links until its report exists; sluiced stops
+# first, then pktgen sees its links go down and closes (docs/pktgen.md). Leaves the logs and
+# NAME.json in $dir.
+exchange() {
+  local name=$1 proto=$2 family=$3 mode=$4 target=$5; shift 5
   rm -f "$dir/c.sock" "$dir/b.sock"
-  write_config "$dir/$name.yaml" "$proto" "$family"
+  write_config "$dir/$name.yaml" "$proto" "$family" "$mode"
   timeout 50 "$SLUICED" --config "$dir/$name.yaml" -- --no-huge --no-pci -l 0,1 -m 256 \
     --file-prefix "$prefix-lb-$name" --log-level lib.eal:error >"$dir/$name.lb.log" 2>&1 &
   local lb=$!
@@ -96,11 +100,15 @@ run_case() { # NAME PROTOCOL FAMILY TARGET BACKEND-PATTERN PKTGEN-OPTIONS...
   local pg=$!
   pids+=("$pg")
   while [ ! -f "$dir/$name.json" ] && kill -0 "$pg" 2>/dev/null; do sleep 0.1; done
-  # sluiced stops first; pktgen then sees its links go down and closes (docs/pktgen.md).
   kill -INT "$lb"
   wait "$lb" || { echo "FAIL: $name: sluiced exited $?"; tail -20 "$dir/$name.lb.log"; exit 1; }
   wait "$pg" || { echo "FAIL: $name: sluice-pktgen exited $?"; cat "$dir/$name.pg.log"; exit 1; }
   [ -f "$dir/$name.json" ] || { echo "FAIL: $name: no report"; cat "$dir/$name.pg.log"; exit 1; }
+}
+
+run_case() { # NAME PROTOCOL FAMILY TARGET BACKEND-PATTERN PKTGEN-OPTIONS...
+  local name=$1 proto=$2 family=$3 target=$4 pattern=$5; shift 5
+  exchange "$name" "$proto" "$family" dnat "$target" "$@"
   local forwarded
   forwarded=$(awk '$1 == "counter" && $2 == "forward_to_backend" { print $3 }' "$dir/$name.lb.log")
   local drops
@@ -139,29 +147,8 @@ PY
 # one new flow per connection and forwarded 3 / returned 2 segments of each.
 run_handshake_case() {
   local name=$1 family=$2 mode=$3 target=$4 pattern=$5 connections=$6
-  rm -f "$dir/c.sock" "$dir/b.sock"
-  write_config "$dir/$name.yaml" tcp "$family" "$mode"
-  timeout 50 "$SLUICED" --config "$dir/$name.yaml" -- --no-huge --no-pci -l 0,1 -m 256 \
-    --file-prefix "$prefix-lb-$name" --log-level lib.eal:error >"$dir/$name.lb.log" 2>&1 &
-  local lb=$!
-  pids+=("$lb")
-  local waited=0
-  until [ -S "$dir/c.sock" ] && [ -S "$dir/b.sock" ]; do
-    kill -0 "$lb" 2>/dev/null || { echo "FAIL: $name: sluiced exited"; cat "$dir/$name.lb.log"; exit 1; }
-    sleep 0.05; waited=$((waited + 1)); [ $waited -lt 400 ] || { echo "FAIL: $name: no memif sockets"; exit 1; }
-  done
-  timeout 40 "$PKTGEN" --tx-port "net_memif0,role=client,socket=$dir/c.sock,$memif" \
-    --rx-port "net_memif1,role=client,socket=$dir/b.sock,$memif" --target "$target" --dst-mac 02:00:00:00:5e:10 \
-    --traffic handshake --flows "$connections" --rate 5000 --packets "$connections" --duration 0 \
-    --json "$dir/$name.json" --wait-peer-close-ms 5000 -- \
-    --no-huge --no-pci -l 0 -m 256 --file-prefix "$prefix-pg-$name" --log-level lib.eal:error >"$dir/$name.pg.log" 2>&1 &
-  local pg=$!
-  pids+=("$pg")
-  while [ ! -f "$dir/$name.json" ] && kill -0 "$pg" 2>/dev/null; do sleep 0.1; done
-  kill -INT "$lb"
-  wait "$lb" || { echo "FAIL: $name: sluiced exited $?"; tail -20 "$dir/$name.lb.log"; exit 1; }
-  wait "$pg" || { echo "FAIL: $name: sluice-pktgen exited $?"; cat "$dir/$name.pg.log"; exit 1; }
-  [ -f "$dir/$name.json" ] || { echo "FAIL: $name: no report"; cat "$dir/$name.pg.log"; exit 1; }
+  exchange "$name" tcp "$family" "$mode" "$target" \
+    --traffic handshake --flows "$connections" --rate 5000 --packets "$connections" --duration 0
   counter() { awk -v c="$1" '$1 == "counter" && $2 == c { print $3 }' "$dir/$name.lb.log"; }
   /usr/bin/python3 - "$dir/$name.json" "$name" "$pattern" "$(counter new_flows)" "$(counter forward_to_backend)" \
       "$(counter return_to_client)" <<'PY' || { cat "$dir/$name.pg.log"; exit 1; }
