@@ -21,8 +21,10 @@
 #
 # Knobs (environment): SLUICED (.build/release/sluiced), SEND_SECONDS (10), RATE (Pktgen-DPDK's
 # `set 0 rate`, percent of the 10 Gb/s the veth reports; 1 = about 148k pps of 64-byte frames),
-# BACKENDS (4), PKTGEN_MEM (4096: MB of EAL memory; Pktgen-DPDK 23.06 makes six 24576-mbuf pools
-# per port and 2048 is not enough for two ports), MIN_RX_PERCENT (90).
+# BACKENDS (4), PKTGEN_MEM (4096: MB of EAL memory; Pktgen-DPDK 23.06 makes several 24576-mbuf
+# pools per port and 2048 is not enough for two ports), MIN_RX_PERCENT (90), AF_PACKET_ARGS
+# (",framecnt=8192": appended to all four af_packet devices; the PMD's default 512-frame socket
+# rings overflow and lose about a tenth of the frames at 149k pps; set it empty for the default).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,6 +47,7 @@ RATE=${RATE:-1}
 BACKENDS=${BACKENDS:-4}
 PKTGEN_MEM=${PKTGEN_MEM:-4096}
 MIN_RX_PERCENT=${MIN_RX_PERCENT:-90}
+AF_PACKET_ARGS=${AF_PACKET_ARGS-,framecnt=8192}
 [ "$(id -u)" -eq 0 ] || { echo "FAIL: run as root (namespaces, DPDK)"; exit 1; }
 [ -x "$SLUICED" ] || { echo "FAIL: $SLUICED not built (swift build -c release --product sluiced)"; exit 1; }
 for tool in script dpdk-telemetry.py curl ip; do
@@ -62,6 +65,7 @@ PG_PREFIX="slit-pgdpdk-pg$$"
 pg_cleanup() {
   local rc=$? pid
   set +e
+  trap '' INT TERM   # a second Ctrl-C must not cut the teardown short
   for pid in $(ip netns pids "$NS" 2>/dev/null); do kill "$pid" 2>/dev/null; done
   sleep 0.5
   for pid in $(ip netns pids "$NS" 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done
@@ -92,8 +96,8 @@ done
   cat <<YAML
 eal: ["--no-huge", "-m", "512", "--no-pci", "--file-prefix", "$LB_PREFIX", "--log-level", "lib.eal:error"]
 ports:
-  - { name: clients, device: "net_af_packet0,iface=lb0", mac: "02:00:00:00:5e:10", addresses: ["192.0.2.2/24"] }
-  - { name: backends, device: "net_af_packet1,iface=lb1", mac: "02:00:00:00:5e:11", addresses: ["198.51.100.1/24"] }
+  - { name: clients, device: "net_af_packet0,iface=lb0${AF_PACKET_ARGS}", mac: "02:00:00:00:5e:10", addresses: ["192.0.2.2/24"] }
+  - { name: backends, device: "net_af_packet1,iface=lb1${AF_PACKET_ARGS}", mac: "02:00:00:00:5e:11", addresses: ["198.51.100.1/24"] }
 workers: { lcores: [0], main_lcore: 1, idle: { mode: sleep, sleep_us: 50 } }
 mempool: { mbufs: 8191, cache_size: 128 }
 flows: { capacity: 65536 }
@@ -142,7 +146,7 @@ EOF
 # Pktgen-DPDK wants a terminal (without one it exits: "scrn_constructor: tcgetattr failed"):
 # script(1) gives it a pseudo-terminal; the command file does the rest and quits.
 ( cd "$LAB_DIR" && exec script -qfec "ip netns exec $NS $PKTGEN -l 0,1 --no-huge --no-pci -m $PKTGEN_MEM \
-    --file-prefix $PG_PREFIX --vdev net_af_packet0,iface=pg0 --vdev net_af_packet1,iface=pg1 \
+    --file-prefix $PG_PREFIX --vdev net_af_packet0,iface=pg0${AF_PACKET_ARGS} --vdev net_af_packet1,iface=pg1${AF_PACKET_ARGS} \
     -- -P -m 1.[0-1] -f flows.pkt" pktgen.out </dev/null >/dev/null 2>&1 ) &
 PG_PID=$!
 lab_bg $PG_PID
@@ -167,16 +171,21 @@ pg_tx=$(pg_stat 0 opackets); pg_rx=$(pg_stat 1 ipackets)
 
 ip netns exec "$NS" curl -sf http://127.0.0.1:9469/metrics >"$LAB_DIR/metrics.txt" \
   || fail "sluiced's metrics endpoint did not answer"
+# Where packets were lost on the way: the veths' drop counters (the kernel's side of af_packet).
+kdrops() { ip netns exec "$NS" cat "/sys/class/net/$1/statistics/$2"; }
+veth_drops="pg0 tx_dropped $(kdrops pg0 tx_dropped), lb0 rx_dropped $(kdrops lb0 rx_dropped), lb1 tx_dropped $(kdrops lb1 tx_dropped), pg1 rx_dropped $(kdrops pg1 rx_dropped)"
 kill -INT $SLUICED_PID
 wait $SLUICED_PID && rc=0 || rc=$?
 [ "$rc" -eq 0 ] || fail "sluiced exited $rc on SIGINT"
 counter() { awk -v n="$1" '$1 == "counter" && $2 == n { print $3 }' "$LAB_DIR/sluiced.log"; }
+metric() { awk -v n="$1" -v p="port=\"$2\"" '$1 ~ "^" n "[{]" && index($1, p) { print $2 }' "$LAB_DIR/metrics.txt"; }
 lb_rx=$(counter rx_packets); forwarded=$(counter forward_to_backend); flows=$(counter new_flows)
 
 version=$(grep -aoE 'Pktgen [0-9]+\.[0-9]+\.[0-9]+ \(DPDK [0-9.]+\)' "$LAB_DIR/pktgen.out" | head -1)
 echo "${version:-Pktgen-DPDK} over net_af_packet, rate $RATE %, $SEND_SECONDS s:"
 echo "  Pktgen-DPDK port 0 sent     $pg_tx packets ($((pg_tx / SEND_SECONDS)) pps)"
 echo "  sluiced received            $lb_rx packets, new_flows $flows, forward_to_backend $forwarded"
+echo "  sluiced rx_missed: clients $(metric sluice_port_rx_missed_total clients), backends $(metric sluice_port_rx_missed_total backends); veth drops: $veth_drops"
 echo "  Pktgen-DPDK port 1 received $pg_rx packets ($((pg_rx / SEND_SECONDS)) pps)"
 echo "  per backend (sluice_backend_packets_total):"
 grep '^sluice_backend_packets_total' "$LAB_DIR/metrics.txt" \
