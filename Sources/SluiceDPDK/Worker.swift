@@ -553,6 +553,8 @@ public final class Worker: @unchecked Sendable {
     }
 
     /// Hands the lane's TX buffer to the driver; what it refuses is freed and counted.
+    /// Within a burst, call `PacketPipeline.commitDeferred` first: no frame may leave before
+    /// the reverse entries its burst kept back (DeferredReverseEntries).
     @inline(__always)
     static func flush(_ lane: UnsafeMutablePointer<Lane>, counters: WorkerCounters) {
         let pending = lane.pointee.pending

@@ -47,8 +47,10 @@ public struct PipelineContext {
 ///
 /// Invariant: every entry is inserted before any frame of its burst leaves (the worker commits
 /// before a mid-burst transmit and at the end of the burst), so a backend's reply can never
-/// arrive before the entry that lets it back. Full-NAT return entries are never deferred: their
-/// insert is what reserves the source port.
+/// arrive before the entry that lets it back. Another worker that meets the same new flow while
+/// it is still at its SYN (its lookup or its racing insert finds ours) inserts the reverse
+/// entry too, under the same rule, so this holds across workers. Full-NAT return entries are never deferred: their insert is what reserves
+/// the source port.
 public struct DeferredReverseEntries: ~Copyable {
     @usableFromInline
     struct Entry {
@@ -70,22 +72,24 @@ public struct DeferredReverseEntries: ~Copyable {
     @usableFromInline var kept = 0
     @inlinable public var count: Int { kept }
 
-    /// `capacity`: at least the burst size (an entry that does not fit is inserted at once).
+    /// `capacity`: the burst size (when it is full, what is kept is committed early).
     public init(capacity: Int) {
+        precondition(capacity >= 1, "DeferredReverseEntries needs room for one entry")
         self.capacity = capacity
         entries = .allocate(capacity: capacity)
     }
 
     deinit { entries.deallocate() }
 
-    /// Keeps an entry back and prefetches its bucket; false when full (insert it now).
+    /// Keeps an entry back and prefetches its bucket. When full, the entries kept so far go in
+    /// first (in order: of two entries with one key, the earlier wins, as inserted at once).
     @inlinable @inline(__always)
-    mutating func keep(_ key: ConntrackKey, hash: UInt64, value: FlowValue, event: FlowEvent, flows: FlowTableView) -> Bool {
-        guard kept < capacity else { return false }
+    mutating func keep(_ key: ConntrackKey, hash: UInt64, value: FlowValue, event: FlowEvent, flows: FlowTableView,
+                       now: UInt32) {
+        if kept == capacity { commit(into: flows, now: now) }
         (entries + kept).initialize(to: Entry(key: key, hash: hash, value: value, event: event))
         kept &+= 1
         flows.prefetch(hash: hash)
-        return true
     }
 
     /// Inserts every entry kept back: first the slot lines (their buckets' headers were
@@ -380,7 +384,16 @@ public enum PacketPipeline {
                !fullNAT || FlowBinding.fullNATSource(v).poolIndex < service.sourceCount {
                 backendIndex = index
                 let before = handle.deadline
+                // Still at its SYN: another worker may have created it a moment ago, with its
+                // reverse entry kept back in that worker's burst (DeferredReverseEntries) while
+                // this copy reaches the backend. Insert it here too (same key and value: the
+                // second insert finds the first). Once the handshake moves on, never again.
+                let atSYN = handle.state == .tcpSynRecv && !fullNAT && context.deferredReverse != nil
                 _ = context.flows.update(&handle, event: event, now: context.now)
+                if atSYN {
+                    insertReverse(p, frame: frame, service: service, backendIndex: index, value: v, event: event,
+                                  snapshot: snapshot, context: &context)
+                }
                 if fullNAT {
                     source = FlowBinding.fullNATSource(v)
                     // The return entry lives as long as the forward one and follows the client's
@@ -440,9 +453,16 @@ public enum PacketPipeline {
                 insertReverse(p, frame: frame, service: service, backendIndex: backendIndex, value: value,
                               event: event, snapshot: snapshot, context: &context)
             case .existing(let h):
-                // Another worker inserted it first: follow its choice.
+                // Another worker inserted it first: follow its choice. Its reverse entry may still
+                // be kept back in that worker's burst, and this copy of the packet may reach the
+                // backend first: insert it here too (the same key and value; the second insert
+                // finds the first), so the reply finds its way back whichever lands first.
                 if FlowBinding.service(h.value) == Int(service.id),
-                   let index = service.backendIndex(id: FlowBinding.backend(h.value)) { backendIndex = index }
+                   let index = service.backendIndex(id: FlowBinding.backend(h.value)) {
+                    backendIndex = index
+                    insertReverse(p, frame: frame, service: service, backendIndex: index, value: h.value,
+                                  event: event, snapshot: snapshot, context: &context)
+                }
             case .full:
                 // Maglev alone still sends this flow to the same backend while the set is unchanged.
                 counters._withUnsafeGuaranteedRef { $0.add(.statelessForwards) }
@@ -668,8 +688,10 @@ public enum PacketPipeline {
                                                     sourcePort: backendPort, destinationPort: clientPort,
                                                     proto: frame.l4Protocol))
         }
-        if let deferred = context.deferredReverse,
-           deferred.pointee.keep(key, hash: hash, value: value, event: event, flows: context.flows) { return }
+        if let deferred = context.deferredReverse {
+            deferred.pointee.keep(key, hash: hash, value: value, event: event, flows: context.flows, now: context.now)
+            return
+        }
         _ = context.flows.insert(key, hash: hash, value: value, event: event, now: context.now)
     }
 

@@ -53,8 +53,10 @@ struct PipelineGoldenTests {
         }
     }
 
-    @Test("golden scenario", arguments: PipelineFixtures.scenarios)
-    func scenario(_ scenario: PipelineScenario) throws {
+    /// Every scenario twice: reverse entries inserted at once, and kept back as the worker keeps
+    /// them (`DeferredReverseEntries`), committed after each frame as at the end of a burst.
+    @Test("golden scenario", arguments: PipelineFixtures.scenarios, [false, true])
+    func scenario(_ scenario: PipelineScenario, deferReverseEntries: Bool) throws {
         let config = try SluicedConfig.parse(yaml: scenario.config, file: "pipeline.json")
         let macs = try scenario.portMACs.map { text in try #require(MACAddress(text), "port MAC \(text)") }
         let snapshot = try config.makeSnapshot(portMACs: macs, file: "pipeline.json")
@@ -74,6 +76,13 @@ struct PipelineGoldenTests {
         defer { withExtendedLifetime((snapshot, neighbors, flows, counters, fragments)) {} }
         var context = PipelineContext(snapshot: snapshot, neighbors: neighbors, flows: flows.view,
                                       counters: counters, now: scenario.now, fragments: fragments)
+        let deferred = UnsafeMutablePointer<DeferredReverseEntries>.allocate(capacity: 1)
+        deferred.initialize(to: DeferredReverseEntries(capacity: 32))
+        defer {
+            deferred.deinitialize(count: 1)
+            deferred.deallocate()
+        }
+        if deferReverseEntries { context.deferredReverse = deferred }
         // Per step: which candidate (backend) the output matched, and the masked bytes as sent.
         var choices: [Int?] = []
         var maskedBytes: [[Int: [UInt8]]] = []
@@ -102,6 +111,7 @@ struct PipelineGoldenTests {
             var output = PacketOutput(port: step.ingress)
             let verdict = PacketPipeline.process(p, length: &length, capacity: Self.capacity, headroom: Self.headroom,
                                                  ingress: step.ingress, output: &output, context: &context)
+            PacketPipeline.commitDeferred(&context)
             let scapy = step.scapy ?? step.scapyInputs?.joined(separator: " | ") ?? ""
             #expect(verdict.pipelineFixtureName == step.verdict, "\(at)\nscapy: \(scapy)")
 

@@ -123,7 +123,7 @@ import SluiceDataPlane
     /// The worker keeps new flows' reverse entries back to the end of the burst: until
     /// `commitDeferred` the backend's reply has no way back; after it, it has. The forward
     /// entry is in at once (the next packet of the flow finds it), and a burst of more new
-    /// flows than the buffer holds inserts the rest at once.
+    /// flows than the buffer holds commits what was kept before keeping more.
     @Test func reverseEntriesKeptBackUntilTheBurstEnds() throws {
         let config = try SluicedConfig.parse(yaml: Self.yaml + """
 
@@ -148,15 +148,16 @@ import SluiceDataPlane
         context.deferredReverse = deferred
         let client: UInt32 = 0xC000_0264
         let vip: UInt32 = 0xC000_020A
-        // Three new flows in one "burst": two kept back (the buffer's capacity), one inserted at once.
+        // Three new flows in one "burst": two kept back (the buffer's capacity); the third
+        // commits those two, then is kept back itself.
         var backends: [UInt32] = []
         for port: UInt16 in [40000, 40001, 40002] {
             var syn = tcpFrame(dstMAC: mac0, srcMAC: clientMAC, src: client, dst: vip, sport: port, dport: 80, flags: 0x02)
             #expect(run(&syn, ingress: 0, &context).0 == .transmit(.forwardToBackend))
             backends.append(syn.withUnsafeBytes { UnsafeRawPointer($0.baseAddress!).loadBE32(30) })
         }
-        #expect(deferred.pointee.count == 2)
-        #expect(flows.view.count(now: 100) == 4)    // three forward entries and the reverse entry that did not fit
+        #expect(deferred.pointee.count == 1)
+        #expect(flows.view.count(now: 100) == 5)    // three forward entries and the two reverse ones committed early
         func reply(_ i: Int) -> Verdict {
             let bmac = MACAddress(backends[i] == 0xC633_640B ? "02:00:00:00:be:11" : "02:00:00:00:be:12")!
             var r = tcpFrame(dstMAC: mac1, srcMAC: bmac, src: backends[i], dst: client, sport: 8080, dport: 40000 + UInt16(i), flags: 0x12)
@@ -167,15 +168,63 @@ import SluiceDataPlane
         _ = run(&ack, ingress: 0, &context)
         #expect(ack.withUnsafeBytes { UnsafeRawPointer($0.baseAddress!).loadBE32(30) } == backends[0])
         #expect(counters.read(.newFlows) == 3)
-        // Kept back: no way back yet for the first two; the third's entry went in at once.
-        #expect(reply(0) == .drop(.notOwnedAddress))
-        #expect(reply(1) == .drop(.notOwnedAddress))
-        #expect(reply(2) == .transmit(.returnToClient))
+        // Kept back: no way back yet for the third; the first two went in when the buffer was full.
+        #expect(reply(0) == .transmit(.returnToClient))
+        #expect(reply(1) == .transmit(.returnToClient))
+        #expect(reply(2) == .drop(.notOwnedAddress))
         PacketPipeline.commitDeferred(&context)
         #expect(deferred.pointee.count == 0)
         #expect(flows.view.count(now: 100) == 6)
-        #expect(reply(0) == .transmit(.returnToClient))
-        #expect(reply(1) == .transmit(.returnToClient))
+        #expect(reply(2) == .transmit(.returnToClient))
+    }
+
+    /// Two workers share the flow table. Worker A creates a flow and keeps its reverse entry
+    /// back; worker B meets the same SYN (another queue, a retransmission), finds A's forward
+    /// entry and inserts the reverse entry itself: B's copy of the SYN may reach the backend
+    /// before A's burst ends, and its reply must find the way back.
+    @Test func aSecondWorkerMeetingTheFlowInsertsItsReverseEntry() throws {
+        let config = try SluicedConfig.parse(yaml: Self.yaml + """
+
+            neighbors: [{ address: 198.51.100.11, mac: "02:00:00:00:be:11" }, { address: 198.51.100.12, mac: "02:00:00:00:be:12" },
+                        { address: 192.0.2.100, mac: "02:00:00:00:0c:01" }]
+            """, file: "t.yaml")
+        let snapshot = try config.makeSnapshot(portMACs: [mac0, mac1])
+        let neighbors = NeighborTable(capacity: 64)
+        for (a, m) in config.neighbors { neighbors.learn(a.mapped, mac: m, now: 100) }
+        let flows = try FlowTable(capacity: 1024)
+        let counters = [WorkerCounters(), WorkerCounters()]
+        let fragmentTable = FragmentTable(capacity: 64)
+        let deferred = UnsafeMutablePointer<DeferredReverseEntries>.allocate(capacity: 2)
+        for i in 0..<2 { (deferred + i).initialize(to: DeferredReverseEntries(capacity: 32)) }
+        defer {
+            deferred.deinitialize(count: 2)
+            deferred.deallocate()
+            withExtendedLifetime((snapshot, neighbors, flows, counters, fragmentTable)) {}
+        }
+        var workers = (0..<2).map { i in
+            var c = PipelineContext(snapshot: snapshot, neighbors: neighbors, flows: flows.view, counters: counters[i], now: 100,
+                                    fragments: fragmentTable)
+            c.deferredReverse = deferred + i
+            return c
+        }
+        let client: UInt32 = 0xC000_0264
+        let vip: UInt32 = 0xC000_020A
+        var synA = tcpFrame(dstMAC: mac0, srcMAC: clientMAC, src: client, dst: vip, sport: 41000, dport: 80, flags: 0x02)
+        #expect(run(&synA, ingress: 0, &workers[0]).0 == .transmit(.forwardToBackend))
+        var synB = tcpFrame(dstMAC: mac0, srcMAC: clientMAC, src: client, dst: vip, sport: 41000, dport: 80, flags: 0x02)
+        #expect(run(&synB, ingress: 0, &workers[1]).0 == .transmit(.forwardToBackend))
+        let backend = synA.withUnsafeBytes { UnsafeRawPointer($0.baseAddress!).loadBE32(30) }
+        #expect(synB.withUnsafeBytes { UnsafeRawPointer($0.baseAddress!).loadBE32(30) } == backend)
+        #expect(counters[0].read(.newFlows) == 1 && counters[1].read(.newFlows) == 0)
+        #expect(deferred[0].count == 1 && deferred[1].count == 1)
+        // B's burst ends first: its frames leave, and the reply has its way back already.
+        PacketPipeline.commitDeferred(&workers[1])
+        let bmac = MACAddress(backend == 0xC633_640B ? "02:00:00:00:be:11" : "02:00:00:00:be:12")!
+        var reply = tcpFrame(dstMAC: mac1, srcMAC: bmac, src: backend, dst: client, sport: 8080, dport: 41000, flags: 0x12)
+        #expect(run(&reply, ingress: 1, &workers[1]).0 == .transmit(.returnToClient))
+        // A's commit finds the entry in place: still one forward and one reverse entry.
+        PacketPipeline.commitDeferred(&workers[0])
+        #expect(flows.view.count(now: 100) == 2)
     }
 
     func run(_ frame: inout [UInt8], ingress: Int, _ context: inout PipelineContext) -> (Verdict, Int) {
