@@ -435,8 +435,15 @@ public final class ControlPlane {
             let view = target.flows.view
             // Full-NAT return entries first: they are resolved through their forward entries.
             let returns = DataPlaneSnapshot.fullNATReturnFlowZone
-            let n = view.flush(now: now) { s in s.key.zone == returns && filter.matches(s, snapshot, view, now: now) }
-                + view.flush(now: now) { s in filter.matches(s, snapshot, view, now: now) }
+            func pass() -> Int {
+                view.flush(now: now) { s in s.key.zone == returns && filter.matches(s, snapshot, view, now: now) }
+                    + view.flush(now: now) { s in filter.matches(s, snapshot, view, now: now) }
+            }
+            // Twice, around the workers' current bursts: reverse entries a worker kept back
+            // (DeferredReverseEntries) may go in after the first pass, without their forward entry.
+            var n = pass()
+            target.waitForWorkers()
+            n += pass()
             return .object([("flushed", .int(n))])
         case "neighbors.list":
             _ = try fields(p, [])

@@ -21,6 +21,11 @@ public protocol ControlTarget: AnyObject {
     var now: UInt32 { get }
     /// Counters per worker and per port, read now.
     func statistics() -> DataPlaneStatistics
+    /// Returns once every worker has finished the burst it was in (an RCU grace period), or
+    /// after the wait limit (false). A flush runs twice around it: a worker keeps new flows'
+    /// reverse entries back to the end of its burst, and may insert them after a first pass.
+    @discardableResult
+    func waitForWorkers() -> Bool
 }
 
 /// A port's device counters, as the control plane reports them.
@@ -81,4 +86,7 @@ public final class InProcessTarget: ControlTarget {
         DataPlaneStatistics(generation: generation, workers: counters.map { CounterSnapshot(summing: [$0]) },
                             ports: config.ports.map { PortCounters(name: $0.name) })
     }
+
+    /// No worker threads run here: nothing is mid-burst.
+    public func waitForWorkers() -> Bool { true }
 }

@@ -117,6 +117,14 @@ public final class PipelineResources: @unchecked Sendable {
         // `old` is released here: no worker can reach it any more.
     }
 
+    /// Returns once every online worker has passed a quiescent state (finished the loop
+    /// iteration it was in, its burst included), or after the wait limit (false). Call from a
+    /// thread that is not a worker.
+    @discardableResult
+    public func waitForWorkers() -> Bool {
+        PipelineResources.wait(rcu, token: sl_rcu_start(rcu))
+    }
+
     /// Polls until every online worker passed a quiescent state after `token` (true), or the
     /// wait limit is reached (false). Workers pass one per loop iteration, so this normally
     /// returns within microseconds.

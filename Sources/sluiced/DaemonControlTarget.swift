@@ -36,6 +36,8 @@ final class DaemonControlTarget: ControlTarget {
         return resources.publish(next)
     }
 
+    func waitForWorkers() -> Bool { resources.waitForWorkers() }
+
     func statistics() -> DataPlaneStatistics {
         DataPlaneStatistics(
             generation: resources.generation,
