@@ -834,3 +834,49 @@ enum ControlPlaneTestsSupport {
         return names.sorted()
     }
 }
+
+/// A data plane target whose one "worker" is mid-burst when a flush starts: it inserts the
+/// reverse entry it kept back (DeferredReverseEntries) only when the grace period lets its
+/// burst end. The flush must not leave that entry behind.
+private final class MidBurstTarget: ControlTarget {
+    let inner: InProcessTarget
+    var keptBack: (key: ConntrackKey, value: FlowValue)?
+    init(_ inner: InProcessTarget) { self.inner = inner }
+    func publish(_ config: SluicedConfig) throws(ConfigError) -> UInt64 { try inner.publish(config) }
+    var snapshot: DataPlaneSnapshot { inner.snapshot }
+    var flows: FlowTable { inner.flows }
+    var neighbors: NeighborTable { inner.neighbors }
+    var now: UInt32 { inner.now }
+    func statistics() -> DataPlaneStatistics { inner.statistics() }
+    func waitForWorkers() -> Bool {
+        if let (key, value) = keptBack {
+            _ = inner.flows.view.insert(key, hash: key.hash(ConntrackHashSeed(7)), value: value, event: .tcp(flags: 0x02),
+                                        now: inner.now)
+            keptBack = nil
+        }
+        return true
+    }
+}
+
+@Suite struct FlushAroundBursts {
+    @Test func aFlushAlsoRemovesReverseEntriesCommittedDuringIt() throws {
+        let config = try SluicedConfig.parse(yaml: baseYAML, file: "base.yaml")
+        let target = MidBurstTarget(try InProcessTarget(config: config,
+                                                        portMACs: [MACAddress("02:00:00:00:00:01")!, MACAddress("02:00:00:00:00:02")!]))
+        let plane = ControlPlane(config: config, target: target)
+        // The worker's new flow: its forward entry is in, its reverse entry kept back.
+        let forward = ConntrackKey(ipv4Source: 0xCB00_7105, destination: 0xC000_020A, sourcePort: 40000, destinationPort: 80,
+                                   protocol: 6)
+        let value = DataPlaneSnapshot.flowValue(service: 0, backend: 1, vipPort: 80, ingress: 0)
+        _ = target.flows.view.insert(forward, hash: forward.hash(ConntrackHashSeed(7)), value: value, event: .tcp(flags: 0x02),
+                                     now: target.now)
+        target.keptBack = (ConntrackKey(ipv4Source: 0xC633_640C, destination: 0xCB00_7105, sourcePort: 8080,
+                                        destinationPort: 40000, protocol: 6, zone: 1), value)
+        var session = ControlPlane.Session()
+        let reply = try plane.handle(line: Array(#"{"jsonrpc":"2.0","id":1,"method":"conntrack.flush","params":{"all":true}}"#.utf8),
+                                     session: &session)
+        #expect(reply?["result"]?["flushed"] == .int(2))
+        #expect(target.keptBack == nil)
+        #expect(target.flows.view.count(now: target.now) == 0)
+    }
+}
