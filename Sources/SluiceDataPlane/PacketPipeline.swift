@@ -962,21 +962,33 @@ public enum PacketPipeline {
         _ = context.flows.update(&handle, event: flowEvent(p, frame: frame, reply: true), now: context.now)
         let client = frame.isIPv4 ? IPv6Address(ipv4Mapped: p.loadBE32(frame.l3Offset + 16))
                                   : IPv6Address.load(p, frame.l3Offset + 24)
-        guard let route = snapshot.routing.nextHop(client) else { return .drop(.noRoute) }
-        guard let mac = context.neighbors._withUnsafeGuaranteedRef({ $0.lookup(route.hop) }) else {
-            return .drop(.neighborUnresolved)
-        }
-        let outcome = snapshot.services.service(serviceIndex)._withUnsafeGuaranteedRef { service in
-            // The backend's SYN-ACK MSS limits the client's segments, the direction vxlan wraps:
-            // clamp it as the client's SYN is (RFC 9293 §3.7.1, RFC 4459 §3.2). No-op unless SYN.
-            if service.mssClamp != 0, frame.l4Protocol == IPProtocol.tcp {
-                _ = TCPMSSClamp.clamp(p, frame: frame, maximum: service.mssClamp)
-            }
-            return frame.isIPv4
+        return leaveForClient(p, frame: frame, client: client, service: snapshot.services.service(serviceIndex),
+                              snapshot: snapshot, output: &output, context: context) { service in
+            frame.isIPv4
                 ? NATRewrite.rewriteIPv4Source(p, frame: frame, address: IPv4Address(value: service.vip.ipv4Value),
                                                port: FlowBinding.vipPort(value), decrementTTL: true)
                 : NATRewrite.rewriteIPv6Source(p, frame: frame, address: service.vip,
                                                port: FlowBinding.vipPort(value), decrementHopLimit: true)
+        }
+    }
+
+    /// The last leg of every reply to a client: the route to `client` and its next hop's MAC,
+    /// the MSS clamp, `rewrite` (the reply's NAT), then the Ethernet header for the egress port.
+    /// The backend's SYN-ACK MSS limits the client's segments, the direction vxlan wraps: it is
+    /// clamped as the client's SYN is (RFC 9293 §3.7.1, RFC 4459 §3.2); a no-op unless SYN.
+    @inlinable @inline(__always)
+    static func leaveForClient(_ p: UnsafeMutableRawPointer, frame: ParsedFrame, client: IPv6Address,
+                               service: Unmanaged<Service>, snapshot: DataPlaneSnapshot, output: inout PacketOutput,
+                               context: PipelineContext, rewrite: (Service) -> NATRewrite.Outcome) -> Verdict {
+        guard let route = snapshot.routing.nextHop(client) else { return .drop(.noRoute) }
+        guard let mac = context.neighbors._withUnsafeGuaranteedRef({ $0.lookup(route.hop) }) else {
+            return .drop(.neighborUnresolved)
+        }
+        let outcome = service._withUnsafeGuaranteedRef { service in
+            if service.mssClamp != 0, frame.l4Protocol == IPProtocol.tcp {
+                _ = TCPMSSClamp.clamp(p, frame: frame, maximum: service.mssClamp)
+            }
+            return rewrite(service)
         }
         if let reason = dropReason(outcome) { return .drop(reason) }
         mac.store(p, 0)
@@ -1017,16 +1029,10 @@ public enum PacketPipeline {
         var forwardHandle = forward.handle
         _ = context.flows.update(&forwardHandle, event: event, now: context.now)
         let client = forward.key.sourceIPv6   // IPv4-mapped for IPv4 (ConntrackKey's layout)
-        guard let route = snapshot.routing.nextHop(client) else { return .drop(.noRoute) }
-        guard let mac = context.neighbors._withUnsafeGuaranteedRef({ $0.lookup(route.hop) }) else {
-            return .drop(.neighborUnresolved)
-        }
-        let outcome = snapshot.services.service(serviceIndex)._withUnsafeGuaranteedRef { service in
-            if service.mssClamp != 0, frame.l4Protocol == IPProtocol.tcp {
-                _ = TCPMSSClamp.clamp(p, frame: frame, maximum: service.mssClamp)
-            }
-            let vip = forward.key.destinationIPv6
-            return frame.isIPv4
+        let vip = forward.key.destinationIPv6
+        return leaveForClient(p, frame: frame, client: client, service: snapshot.services.service(serviceIndex),
+                              snapshot: snapshot, output: &output, context: context) { _ in
+            frame.isIPv4
                 ? NATRewrite.rewriteIPv4(p, frame: frame, source: IPv4Address(value: vip.ipv4Value),
                                          sourcePort: forward.key.destinationPort,
                                          destination: IPv4Address(value: client.ipv4Value),
@@ -1035,11 +1041,6 @@ public enum PacketPipeline {
                                          destination: client, destinationPort: forward.key.sourcePort,
                                          decrementHopLimit: true)
         }
-        if let reason = dropReason(outcome) { return .drop(reason) }
-        mac.store(p, 0)
-        snapshot.port(Int(route.port)).pointee.mac.store(p, 6)
-        output.port = Int(route.port)
-        return .transmit(.returnToClient)
     }
 
     /// True when the forward value's backend and source are what `returnKey` (backend:port →
