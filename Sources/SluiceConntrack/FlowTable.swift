@@ -290,19 +290,11 @@ extension FlowTableView {
         guard slot >= 0, slot < slotCount else { return nil }
         let b = slot / Layout.slotsPerBucket
         let i = slot - b * Layout.slotsPerBucket
-        let p = header(b) + 1 + i
         while true {
-            let c = p.pointee.load(ordering: .acquiring)
-            guard Ctrl.life(c) == Ctrl.valid else { return nil }
-            let e = entry(b, i)
-            let key = ConntrackKey(w0: e[0].load(ordering: .relaxed), w1: e[1].load(ordering: .relaxed),
-                                   w2: e[2].load(ordering: .relaxed), w3: e[3].load(ordering: .relaxed),
-                                   w4: e[4].load(ordering: .relaxed))
-            let v = e[5].load(ordering: .relaxed)
-            atomicMemoryFence(ordering: .acquiring)
-            let c2 = p.pointee.load(ordering: .relaxed)
-            guard Ctrl.gen(c2) == Ctrl.gen(c), Ctrl.life(c2) == Ctrl.valid else { continue }
-            let s = FlowSnapshot(key: key, value: FlowValue(word: v), state: Ctrl.state(c2),
+            guard let read = readValid(b, i) else { return nil }
+            guard read.stable else { continue }
+            let c2 = read.control
+            let s = FlowSnapshot(key: read.key, value: read.value, state: Ctrl.state(c2),
                                  replySeen: Ctrl.replySeen(c2), remaining: Ctrl.remaining(c2, now: now),
                                  isExpired: Ctrl.isExpired(c2, now: now), slot: slot,
                                  displacement: Ctrl.dist(c2))

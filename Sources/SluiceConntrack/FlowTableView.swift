@@ -383,11 +383,19 @@ public struct FlowTableView: @unchecked Sendable {
     /// control word, key and value, control word again.
     @inlinable
     public func entry(slot: Int, generationTag: UInt16) -> (key: ConntrackKey, handle: FlowHandle)? {
-        guard slot >= 0, slot < slotCount else { return nil }
-        let b = slot / Layout.slotsPerBucket, i = slot % Layout.slotsPerBucket
+        guard slot >= 0, slot < slotCount,
+              let read = readValid(slot / Layout.slotsPerBucket, slot % Layout.slotsPerBucket), read.stable,
+              UInt16(truncatingIfNeeded: Ctrl.gen(read.control) >> Ctrl.genShift) == generationTag else { return nil }
+        return (read.key, FlowHandle(slot: slot, control: read.control, value: read.value))
+    }
+
+    /// One seqlock read of slot (b, i): control word, key and value, control word again (the
+    /// reader of Boehm's seqlock, see the type's comment). Nil when the slot holds no VALID
+    /// entry; `stable` is false when a writer changed it meanwhile (read again, or give up).
+    @inlinable @inline(__always)
+    func readValid(_ b: Int, _ i: Int) -> (key: ConntrackKey, value: FlowValue, control: UInt64, stable: Bool)? {
         let c = header(b)[1 &+ i].load(ordering: .acquiring)
-        guard Ctrl.life(c) == Ctrl.valid,
-              UInt16(truncatingIfNeeded: Ctrl.gen(c) >> Ctrl.genShift) == generationTag else { return nil }
+        guard Ctrl.life(c) == Ctrl.valid else { return nil }
         let e = entry(b, i)
         let key = ConntrackKey(w0: e[0].load(ordering: .relaxed), w1: e[1].load(ordering: .relaxed),
                                w2: e[2].load(ordering: .relaxed), w3: e[3].load(ordering: .relaxed),
@@ -395,8 +403,7 @@ public struct FlowTableView: @unchecked Sendable {
         let v = e[5].load(ordering: .relaxed)
         atomicMemoryFence(ordering: .acquiring)
         let c2 = header(b)[1 &+ i].load(ordering: .relaxed)
-        guard Ctrl.gen(c2) == Ctrl.gen(c), Ctrl.life(c2) == Ctrl.valid else { return nil }
-        return (key, FlowHandle(slot: slot, control: c2, value: FlowValue(word: v)))
+        return (key, FlowValue(word: v), c2, Ctrl.gen(c2) == Ctrl.gen(c) && Ctrl.life(c2) == Ctrl.valid)
     }
 
     // MARK: Insert
