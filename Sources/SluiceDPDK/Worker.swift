@@ -510,11 +510,11 @@ public final class Worker: @unchecked Sendable {
                     sl_mbuf_offload_ipv4_checksum(m, UInt16(truncatingIfNeeded: output.ipv4ChecksumOffload),
                                                   UInt16(HeaderSize.ipv4Minimum))
                 }
-                let egress = lanes + output.port
-                // This frame fills the lane's buffer, which leaves now: the reverse entries kept
-                // back so far go in first (a reply must never beat its entry).
-                if Int(egress.pointee.pending) &+ 1 == WorkerLoop.burstSize { PacketPipeline.commitDeferred(&context) }
-                enqueue(m, length: length, on: egress, counters: counters)
+                // A full buffer leaves now: the reverse entries kept back so far go in first (a
+                // reply must never beat its entry).
+                enqueue(m, length: length, on: lanes + output.port, counters: counters) {
+                    PacketPipeline.commitDeferred(&context)
+                }
             case .drop(let reason):
                 counters.add(slots.drop &+ Int(reason.rawValue))
                 dropped[dropCount] = m   // Safe: at most `count` ≤ burstSize drops per burst.
@@ -542,19 +542,23 @@ public final class Worker: @unchecked Sendable {
         return Int(count)
     }
 
-    /// Appends a reply to the lane's TX buffer; a full buffer goes to the driver at once.
+    /// Appends a reply to the lane's TX buffer; a full buffer goes to the driver at once, after
+    /// `beforeFlush` (within a burst: `PacketPipeline.commitDeferred`, since no frame may leave
+    /// before the reverse entries its burst kept back, DeferredReverseEntries).
     @inline(__always)
-    static func enqueue(_ m: OpaquePointer, length: Int, on lane: UnsafeMutablePointer<Lane>, counters: WorkerCounters) {
+    static func enqueue(_ m: OpaquePointer, length: Int, on lane: UnsafeMutablePointer<Lane>, counters: WorkerCounters,
+                        beforeFlush: () -> Void = {}) {
         let slot = Int(lane.pointee.pending)
         lane.pointee.transmitBuffer[slot] = m   // Safe: pending < burstSize (flushed when it reaches it).
         lane.pointee.pending = UInt16(truncatingIfNeeded: slot &+ 1)
         lane.pointee.pendingBytes &+= UInt64(truncatingIfNeeded: length)
-        if slot &+ 1 == WorkerLoop.burstSize { flush(lane, counters: counters) }
+        if slot &+ 1 == WorkerLoop.burstSize {
+            beforeFlush()
+            flush(lane, counters: counters)
+        }
     }
 
     /// Hands the lane's TX buffer to the driver; what it refuses is freed and counted.
-    /// Within a burst, call `PacketPipeline.commitDeferred` first: no frame may leave before
-    /// the reverse entries its burst kept back (DeferredReverseEntries).
     @inline(__always)
     static func flush(_ lane: UnsafeMutablePointer<Lane>, counters: WorkerCounters) {
         let pending = lane.pointee.pending
