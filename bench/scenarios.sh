@@ -45,6 +45,7 @@
 #
 # Env: ROUNDS=1 MEASURE=3 LAT_RATE=200000 LAT_SECONDS=2 FLOWS_XL=10000000 (0 skips dnat-10m)
 #      CONNTRACK_FLOWS=10000000 HS_RATE=100000 SCRATCH=.build-pktgen RESULTS_DIR=bench/results SCENARIOS="..."
+#      PKTGEN_EXTRA="..." (appended to every scenario's sluice-pktgen options, e.g. "--concurrency 0")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -55,6 +56,7 @@ LAT_SECONDS=${LAT_SECONDS:-2}
 FLOWS_XL=${FLOWS_XL:-10000000}
 CONNTRACK_FLOWS=${CONNTRACK_FLOWS:-10000000}
 HS_RATE=${HS_RATE:-100000}
+PKTGEN_EXTRA=${PKTGEN_EXTRA:-}
 SCRATCH=${SCRATCH:-.build-pktgen}
 RESULTS_DIR=${RESULTS_DIR:-bench/results}
 ALL_SCENARIOS="ceiling ceiling-latency dnat-1k dnat-1k-latency dnat-1k-latency-drain10 dnat-100k dnat-1m dnat-1m-zipf dnat-10m syn-1m handshake-1m handshake-1m-latency vxlan-100k fullnat-100k udp-1k ipv6-1k update-storm conntrack maglev"
@@ -176,7 +178,7 @@ run_lb() {
   local name=$1 round=$2 spec program mode flows family drain options log pg json target pid pgpid
   spec=$(scenario_spec "$name")
   read -r program mode flows family drain <<<"${spec%%|*}"
-  options=${spec#*|}
+  options="${spec#*|} $PKTGEN_EXTRA"
   log="$WORK/runs/$name.r$round.lb.log"
   pg="$WORK/runs/$name.r$round.pktgen.log"
   json="$WORK/runs/$name.r$round.pktgen.json"
@@ -367,7 +369,7 @@ export WORK RESULTS_DIR ROUNDS MEASURE LAT_RATE LAT_SECONDS ELAPSED LOAD_BEFORE 
   COMMIT DIRTY SCENARIOS CONNTRACK_FLOWS HS_RATE STORM_RATE STORM_SECONDS STORM_LEAD STORM_WINDOW STORM_UPDATES
 export COMMAND="bench/scenarios.sh $*"
 export DATE=$(date -u +%Y-%m-%d)
-export SETTINGS="ROUNDS=$ROUNDS MEASURE=$MEASURE LAT_RATE=$LAT_RATE LAT_SECONDS=$LAT_SECONDS FLOWS_XL=$FLOWS_XL CONNTRACK_FLOWS=$CONNTRACK_FLOWS HS_RATE=$HS_RATE"
+export SETTINGS="ROUNDS=$ROUNDS MEASURE=$MEASURE LAT_RATE=$LAT_RATE LAT_SECONDS=$LAT_SECONDS FLOWS_XL=$FLOWS_XL CONNTRACK_FLOWS=$CONNTRACK_FLOWS HS_RATE=$HS_RATE${PKTGEN_EXTRA:+ PKTGEN_EXTRA=\"$PKTGEN_EXTRA\"}"
 export MHZ=$(awk -F': ' '/cpu MHz/ { printf "%.0f", $2; exit }' /proc/cpuinfo)
 export EAL_LB_TEXT="${EAL_LB[*]}" EAL_PG_TEXT="${EAL_PG[*]}" MEMIF_OPTS
 "$PYTHON" bench/scenarios-report.py

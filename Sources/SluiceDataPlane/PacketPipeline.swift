@@ -47,9 +47,9 @@ public struct PipelineContext {
 ///
 /// Invariant: every entry is inserted before any frame of its burst leaves (the worker commits
 /// before a mid-burst transmit and at the end of the burst), so a backend's reply can never
-/// arrive before the entry that lets it back. Another worker that meets the same new flow while
-/// it is still at its SYN (its lookup or its racing insert finds ours) inserts the reverse
-/// entry too, under the same rule, so this holds across workers. Full-NAT return entries are never deferred: their insert is what reserves
+/// arrive before the entry that lets it back. Another worker that meets the same new flow (a
+/// client SYN that its lookup or its racing insert finds ours for) inserts the reverse entry
+/// too, under the same rule, so this holds across workers. Full-NAT return entries are never deferred: their insert is what reserves
 /// the source port.
 public struct DeferredReverseEntries: ~Copyable {
     @usableFromInline
@@ -384,13 +384,14 @@ public enum PacketPipeline {
                !fullNAT || FlowBinding.fullNATSource(v).poolIndex < service.sourceCount {
                 backendIndex = index
                 let before = handle.deadline
-                // Still at its SYN: another worker may have created it a moment ago, with its
-                // reverse entry kept back in that worker's burst (DeferredReverseEntries) while
-                // this copy reaches the backend. Insert it here too (same key and value: the
-                // second insert finds the first). Once the handshake moves on, never again.
-                let atSYN = handle.state == .tcpSynRecv && !fullNAT && context.deferredReverse != nil
                 _ = context.flows.update(&handle, event: event, now: context.now)
-                if atSYN {
+                // A client SYN on a known flow opens a connection on its 5-tuple again: its reply
+                // needs the reverse entry, which may be gone (it expires on its own timeline: the
+                // reply direction's last segment is not the connection's) or not in yet (another
+                // worker created the flow a moment ago and keeps the entry back to the end of its
+                // burst, DeferredReverseEntries). Insert it (an existing entry is left as it is).
+                if !fullNAT, frame.l4Protocol == IPProtocol.tcp,
+                   p.loadBE8(frame.l4Offset + 13) & (TCPFlags.syn | TCPFlags.ack) == TCPFlags.syn {
                     insertReverse(p, frame: frame, service: service, backendIndex: index, value: v, event: event,
                                   snapshot: snapshot, context: &context)
                 }

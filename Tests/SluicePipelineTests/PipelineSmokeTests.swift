@@ -3,6 +3,7 @@ import SluiceCore
 import SluiceConfig
 import SluiceConntrack
 import SluiceDataPlane
+import SluiceMaglev
 
 /// A minimal end-to-end pass through the pipeline on hand-built bytes; the golden fixtures
 /// cover the protocols and modes exhaustively.
@@ -225,6 +226,56 @@ import SluiceDataPlane
         // A's commit finds the entry in place: still one forward and one reverse entry.
         PacketPipeline.commitDeferred(&workers[0])
         #expect(flows.view.count(now: 100) == 2)
+    }
+
+    /// A client reuses a 5-tuple whose connection closed: the forward entry is still there (its
+    /// TIME_WAIT) but the reverse entry already expired. The new SYN keeps the flow's backend
+    /// and puts the reverse entry back, so the SYN-ACK returns (it was dropped before).
+    @Test func aSYNOnAKnownFlowRestoresAnExpiredReverseEntry() throws {
+        let config = try SluicedConfig.parse(yaml: Self.yaml + """
+
+            neighbors: [{ address: 198.51.100.11, mac: "02:00:00:00:be:11" }, { address: 198.51.100.12, mac: "02:00:00:00:be:12" },
+                        { address: 192.0.2.100, mac: "02:00:00:00:0c:01" }]
+            """, file: "t.yaml")
+        let snapshot = try config.makeSnapshot(portMACs: [mac0, mac1])
+        let neighbors = NeighborTable(capacity: 64)
+        for (a, m) in config.neighbors { neighbors.learn(a.mapped, mac: m, now: 100) }
+        let flows = try FlowTable(capacity: 1024)
+        let counters = WorkerCounters()
+        let fragmentTable = FragmentTable(capacity: 64)
+        defer { withExtendedLifetime((snapshot, neighbors, flows, counters, fragmentTable)) {} }
+        var context = PipelineContext(snapshot: snapshot, neighbors: neighbors, flows: flows.view, counters: counters, now: 100,
+                                      fragments: fragmentTable)
+        let client: UInt32 = 0xC000_0264
+        let vip: UInt32 = 0xC000_020A
+        var syn = tcpFrame(dstMAC: mac0, srcMAC: clientMAC, src: client, dst: vip, sport: 42000, dport: 80, flags: 0x02)
+        #expect(run(&syn, ingress: 0, &context).0 == .transmit(.forwardToBackend))
+        let backend = syn.withUnsafeBytes { UnsafeRawPointer($0.baseAddress!).loadBE32(30) }
+        let bmac = MACAddress(backend == 0xC633_640B ? "02:00:00:00:be:11" : "02:00:00:00:be:12")!
+        func reply() -> Verdict {
+            var r = tcpFrame(dstMAC: mac1, srcMAC: bmac, src: backend, dst: client, sport: 8080, dport: 42000, flags: 0x12)
+            return run(&r, ingress: 1, &context).0
+        }
+        #expect(reply() == .transmit(.returnToClient))
+        // The reverse entry expires first; the forward entry stays.
+        let reverseKey = ConntrackKey(source: IPv4Address(value: backend), destination: IPv4Address(value: client), sourcePort: 8080,
+                                      destinationPort: 42000, protocol: 6, zone: 1)
+        let reverseHash = snapshot.hasher.hash(IPv4FlowKey(source: IPv4Address(value: backend), destination: IPv4Address(value: client),
+                                                           sourcePort: 8080, destinationPort: 42000, proto: 6))
+        #expect(flows.view.remove(reverseKey, hash: reverseHash))
+        #expect(reply() == .drop(.notOwnedAddress))
+        #expect(flows.view.count(now: 100) == 1)
+        // The client opens a new connection on the same 5-tuple.
+        syn = tcpFrame(dstMAC: mac0, srcMAC: clientMAC, src: client, dst: vip, sport: 42000, dport: 80, flags: 0x02)
+        #expect(run(&syn, ingress: 0, &context).0 == .transmit(.forwardToBackend))
+        #expect(syn.withUnsafeBytes { UnsafeRawPointer($0.baseAddress!).loadBE32(30) } == backend)
+        #expect(counters.read(.newFlows) == 1)
+        #expect(reply() == .transmit(.returnToClient))
+        // A segment that is not a SYN does not (re)insert it.
+        #expect(flows.view.remove(reverseKey, hash: reverseHash))
+        var ack = tcpFrame(dstMAC: mac0, srcMAC: clientMAC, src: client, dst: vip, sport: 42000, dport: 80, flags: 0x10)
+        #expect(run(&ack, ingress: 0, &context).0 == .transmit(.forwardToBackend))
+        #expect(flows.view.count(now: 100) == 1)
     }
 
     func run(_ frame: inout [UInt8], ingress: Int, _ context: inout PipelineContext) -> (Verdict, Int) {
