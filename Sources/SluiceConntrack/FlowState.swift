@@ -156,6 +156,9 @@ public struct FlowEvent: Sendable, Equatable {
 
     @inlinable public var isReply: Bool { kind & 1 != 0 }
 
+    /// A TCP segment with SYN set and ACK clear: an attempt to open a connection.
+    @inlinable public var isOpeningSYN: Bool { kind & 2 != 0 && bits & 0x12 == 0x02 }
+
     /// IPVS `tcp_state_idx`: RST wins over SYN over FIN over ACK; 0 syn, 1 fin, 2 ack, 3 rst,
     /// 4 for a non-TCP event or a segment with none of the four flags (no transition).
     @inlinable var tcpIndex: Int {

@@ -390,8 +390,7 @@ public enum PacketPipeline {
                 // reply direction's last segment is not the connection's) or not in yet (another
                 // worker created the flow a moment ago and keeps the entry back to the end of its
                 // burst, DeferredReverseEntries). Insert it (an existing entry is left as it is).
-                if !fullNAT, frame.l4Protocol == IPProtocol.tcp,
-                   p.loadBE8(frame.l4Offset + 13) & (TCPFlags.syn | TCPFlags.ack) == TCPFlags.syn {
+                if !fullNAT, event.isOpeningSYN {
                     insertReverse(p, frame: frame, service: service, backendIndex: index, value: v, event: event,
                                   snapshot: snapshot, context: &context)
                 }
