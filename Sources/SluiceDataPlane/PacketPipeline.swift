@@ -71,6 +71,8 @@ public struct DeferredReverseEntries: ~Copyable {
     /// Entries kept back now.
     @usableFromInline var kept = 0
     @inlinable public var count: Int { kept }
+    /// Entries committed since the last `takeLost()` that found the table full.
+    @usableFromInline var lost = 0
 
     /// `capacity`: the burst size (when it is full, what is kept is committed early).
     public init(capacity: Int) {
@@ -101,9 +103,16 @@ public struct DeferredReverseEntries: ~Copyable {
         for i in 0..<n { flows.prefetchEntry(hash: entries[i].hash) }
         for i in 0..<n {
             let e = entries[i]
-            _ = flows.insert(e.key, hash: e.hash, value: e.value, event: e.event, now: now)
+            if case .full = flows.insert(e.key, hash: e.hash, value: e.value, event: e.event, now: now) { lost &+= 1 }
         }
         kept = 0
+    }
+
+    /// The entries lost to a full table since the last call (for `Counter.reverseEntriesLost`).
+    @inlinable
+    public mutating func takeLost() -> Int {
+        defer { lost = 0 }
+        return lost
     }
 }
 
@@ -692,7 +701,9 @@ public enum PacketPipeline {
             deferred.pointee.keep(key, hash: hash, value: value, event: event, flows: context.flows, now: context.now)
             return
         }
-        _ = context.flows.insert(key, hash: hash, value: value, event: event, now: context.now)
+        if case .full = context.flows.insert(key, hash: hash, value: value, event: event, now: context.now) {
+            context.counters._withUnsafeGuaranteedRef { $0.add(.reverseEntriesLost) }
+        }
     }
 
     /// Inserts the reverse entries kept back during this burst. The worker calls it at the end
@@ -701,6 +712,8 @@ public enum PacketPipeline {
     public static func commitDeferred(_ context: inout PipelineContext) {
         if let deferred = context.deferredReverse, deferred.pointee.count > 0 {
             deferred.pointee.commit(into: context.flows, now: context.now)
+            let lost = deferred.pointee.takeLost()
+            if lost > 0 { context.counters._withUnsafeGuaranteedRef { $0.add(.reverseEntriesLost, UInt64(lost)) } }
         }
     }
 

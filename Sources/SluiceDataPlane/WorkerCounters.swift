@@ -31,6 +31,10 @@ public enum Counter: Int, CaseIterable, Sendable {
     case flowsRebound
     /// Learned neighbors forgotten after `NeighborTable.reachableFor` seconds unconfirmed.
     case neighborsExpired
+    /// Reply-direction entries (dnat / vxlan reverse entries) the connection table had no room
+    /// for: their flows were forwarded, but the backends' replies find no way back
+    /// (drop_not_owned_address) until the client's next SYN on the flow puts the entry back.
+    case reverseEntriesLost
 
     public var name: String {
         switch self {
@@ -49,6 +53,7 @@ public enum Counter: Int, CaseIterable, Sendable {
         case .fragmentsFollowed: "fragments_followed"
         case .flowsRebound: "flows_rebound"
         case .neighborsExpired: "neighbors_expired"
+        case .reverseEntriesLost: "reverse_entries_lost"
         }
     }
 }

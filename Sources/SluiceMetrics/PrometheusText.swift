@@ -146,6 +146,8 @@ extension MetricsSample {
             (.txBytes, "tx_bytes", "Bytes the worker's TX queues accepted."),
             (.newFlows, "new_flows", "Flows the worker created in the connection table."),
             (.statelessForwards, "stateless_forwards", "New flows forwarded by Maglev alone because the connection table was full."),
+            (.reverseEntriesLost, "reverse_entries_lost",
+             "Reply-direction entries the connection table had no room for (those flows' replies are dropped)."),
             (.neighborsLearned, "neighbors_learned", "Neighbors (IP to MAC) learned or refreshed from ARP and NDP."),
             (.fragmentsFollowed, "fragments_followed", "Later IP fragments sent to the backend their first fragment went to."),
             (.flowsRebound, "flows_rebound", "Known flows whose backend had left the service, balanced again and rebound."),

@@ -278,6 +278,77 @@ import SluiceMaglev
         #expect(flows.view.count(now: 100) == 1)
     }
 
+    /// A new flow whose forward entry fits but whose reverse entry finds its probe window full of
+    /// established flows (entries no insert may evict) is still forwarded, but its replies have
+    /// no way back: that is counted (`reverse_entries_lost`), whether the entry went in at once or
+    /// was kept back to the end of the burst.
+    @Test(arguments: [false, true])
+    func aReverseEntryWithNoRoomIsCounted(deferredInserts: Bool) throws {
+        let config = try SluicedConfig.parse(yaml: Self.yaml.replacingOccurrences(
+            of: ", { address: 198.51.100.12, port: 8080 }", with: "") + """
+
+            neighbors: [{ address: 198.51.100.11, mac: "02:00:00:00:be:11" }, { address: 192.0.2.100, mac: "02:00:00:00:0c:01" }]
+            """, file: "t.yaml")
+        let snapshot = try config.makeSnapshot(portMACs: [mac0, mac1])
+        let neighbors = NeighborTable(capacity: 64)
+        for (a, m) in config.neighbors { neighbors.learn(a.mapped, mac: m, now: 100) }
+        let flows = try FlowTable(capacity: 1024)
+        let counters = WorkerCounters()
+        let fragmentTable = FragmentTable(capacity: 64)
+        let deferred = UnsafeMutablePointer<DeferredReverseEntries>.allocate(capacity: 1)
+        deferred.initialize(to: DeferredReverseEntries(capacity: 32))
+        defer {
+            deferred.deinitialize(count: 1)
+            deferred.deallocate()
+            withExtendedLifetime((snapshot, neighbors, flows, counters, fragmentTable)) {}
+        }
+        var context = PipelineContext(snapshot: snapshot, neighbors: neighbors, flows: flows.view, counters: counters, now: 100,
+                                      fragments: fragmentTable)
+        if deferredInserts { context.deferredReverse = deferred }
+        let client: UInt32 = 0xC000_0264, vip: UInt32 = 0xC000_020A, backend: UInt32 = 0xC633_640B
+        // Fill the table with UDP flows (not evictable) until some inserts fail: some probe
+        // windows are full, most still have room.
+        var failed = 0, filler: UInt32 = 0
+        while failed < 16 {
+            filler &+= 1
+            let source = IPv4Address(value: 0xCB00_7100 | (filler & 0xFF)), destination = IPv4Address(value: 0xC633_6400 | (filler >> 8 & 0xFF))
+            let port = UInt16(truncatingIfNeeded: filler >> 16) &+ 1
+            let key = ConntrackKey(source: source, destination: destination, sourcePort: port, destinationPort: 53, protocol: 17)
+            let hash = snapshot.hasher.hash(IPv4FlowKey(source: source, destination: destination, sourcePort: port,
+                                                        destinationPort: 53, proto: 17))
+            if case .full = flows.view.insert(key, hash: hash, value: FlowValue(backend: 0), event: .packet(), now: 100) {
+                failed += 1
+            }
+        }
+        // A client port whose reply 5-tuple (backend:8080 → client:port, the reverse zone 1) has
+        // no room and whose SYN still makes a flow (its own window had a slot).
+        var found: UInt16?
+        for port in UInt16(40000)..<50000 {
+            let b = IPv4Address(value: backend), c = IPv4Address(value: client)
+            let reverse = ConntrackKey(source: b, destination: c, sourcePort: 8080, destinationPort: port, protocol: 6, zone: 1)
+            let hash = snapshot.hasher.hash(IPv4FlowKey(source: b, destination: c, sourcePort: 8080, destinationPort: port, proto: 6))
+            switch flows.view.insert(reverse, hash: hash, value: FlowValue(backend: 0), event: .tcp(flags: 0x02), now: 100) {
+            case .full: break
+            case .inserted(let h), .replaced(let h, _), .existing(let h):
+                _ = flows.view.remove(h)
+                continue
+            }
+            let newFlows = counters.read(.newFlows)
+            var syn = tcpFrame(dstMAC: mac0, srcMAC: clientMAC, src: client, dst: vip, sport: port, dport: 80, flags: 0x02)
+            #expect(run(&syn, ingress: 0, &context).0 == .transmit(.forwardToBackend))
+            if counters.read(.newFlows) > newFlows { found = port; break }
+        }
+        let port = try #require(found, "no client port with a full reverse window and a free forward one")
+        PacketPipeline.commitDeferred(&context)
+        #expect(counters.read(.reverseEntriesLost) == 1)
+        var reply = tcpFrame(dstMAC: mac1, srcMAC: MACAddress("02:00:00:00:be:11")!, src: backend, dst: client, sport: 8080,
+                             dport: port, flags: 0x12)
+        #expect(run(&reply, ingress: 1, &context).0 == .drop(.notOwnedAddress))
+        // The counter is taken once: another commit adds nothing.
+        PacketPipeline.commitDeferred(&context)
+        #expect(counters.read(.reverseEntriesLost) == 1)
+    }
+
     func run(_ frame: inout [UInt8], ingress: Int, _ context: inout PipelineContext) -> (Verdict, Int) {
         var length = frame.count
         var output = PacketOutput(port: ingress)
