@@ -1,28 +1,58 @@
 import Synchronization
 import SluiceCore
 
-/// Which backend the first fragment of a datagram went to, so that its later fragments — which
-/// carry no ports and so cannot be balanced by their 5-tuple — follow it (VPP lb and Katran
+/// Where the first fragment of a datagram went, so that its later fragments — which carry no
+/// ports and so cannot be balanced or matched by their 5-tuple — follow it, in both directions:
+/// a client's datagram to its backend, a backend's reply to its client (VPP lb and Katran
 /// handle only first fragments; IPVS relies on defragmentation; Sluice keeps this small table).
 ///
 /// A direct-mapped cache shared by all workers (under RSS the later fragments of a datagram may
 /// land on another queue than its first): the key is the keyed flow hash of (source,
-/// destination, protocol, IP identification), so a crafted identification cannot aim at a slot.
-/// A slot holds two atomic words. The writer stores the value, then publishes the key with a
-/// release store; the reader loads the key with acquire, the value, then the key again: a
-/// concurrent overwrite (another datagram hashing to the slot) shows as a changed key and reads
-/// as a miss. Entries older than `lifetime` seconds are misses (RFC 791 reassembly gives up on
-/// a datagram after 15 s at most; fragments of one datagram arrive within milliseconds).
+/// destination, protocol, IP identification) as the fragments arrive, so a crafted
+/// identification cannot aim at a slot. A slot holds three atomic words. The writer clears the
+/// key, stores the record, then publishes the key with a release store; the reader loads the key
+/// with acquire, the record, then the key again: a concurrent overwrite (another datagram hashing
+/// to the slot) shows as a changed key and reads as a miss. Entries older than `lifetime`
+/// seconds are misses (RFC 791 reassembly gives up on a datagram after 15 s at most; fragments
+/// of one datagram arrive within milliseconds).
 public final class FragmentTable: @unchecked Sendable {
     public static let lifetime: UInt32 = 5
     /// A process-wide table for tools and tests that do not pass their own (sluiced does).
     public static let standalone = FragmentTable(capacity: 1024)
+
+    /// What the first fragment's rewrite needs to be repeated on the later ones.
+    public struct Record: Equatable, Sendable {
+        public enum Direction: UInt8, Sendable {
+            /// A client's datagram to a VIP: the later fragments go to `backend`.
+            case toBackend = 1
+            /// A backend's reply: the later fragments go to the client from the VIP.
+            case toClient = 2
+        }
+        public var direction: Direction
+        /// The service's stable id.
+        public var service: Int
+        /// toBackend: the backend's stable id (16 bits).
+        public var backend: Int
+        /// full-NAT only. toBackend: the flow's source pool index; toClient: the forward entry
+        /// that the return entry names, `slot << 16 | generation tag` (48 bits).
+        public var detail: UInt64
+
+        @inlinable
+        public init(direction: Direction, service: Int, backend: Int = 0, detail: UInt64 = 0) {
+            self.direction = direction
+            self.service = service
+            self.backend = backend
+            self.detail = detail
+        }
+    }
 
     @usableFromInline
     struct Slot: ~Copyable {
         @usableFromInline let key = Atomic<UInt64>(0)
         /// service << 48 | backend << 32 | seen-at seconds
         @usableFromInline let value = Atomic<UInt64>(0)
+        /// direction << 56 | detail
+        @usableFromInline let detail = Atomic<UInt64>(0)
         @usableFromInline init() {}
     }
 
@@ -45,25 +75,31 @@ public final class FragmentTable: @unchecked Sendable {
         slots.deallocate()
     }
 
-    /// Records that the datagram `key` (0 is never a key: use `key | 1`) went to `backend` of `service`.
+    /// Records where the datagram `key` (0 is never a key: use `key | 1`) went.
     @inlinable
-    public func record(_ key: UInt64, service: Int, backend: Int, now: UInt32) {
+    public func record(_ key: UInt64, _ record: Record, now: UInt32) {
         let slot = slots + (Int(truncatingIfNeeded: key) & mask)
         slot.pointee.key.store(0, ordering: .relaxed)
-        slot.pointee.value.store(UInt64(truncatingIfNeeded: service) << 48 | UInt64(truncatingIfNeeded: backend & 0xFFFF) << 32
-                                     | UInt64(now), ordering: .relaxed)
+        slot.pointee.value.store(UInt64(truncatingIfNeeded: record.service) << 48
+                                     | UInt64(truncatingIfNeeded: record.backend & 0xFFFF) << 32 | UInt64(now),
+                                 ordering: .relaxed)
+        slot.pointee.detail.store(UInt64(record.direction.rawValue) << 56 | record.detail & 0xFF_FFFF_FFFF_FFFF,
+                                  ordering: .relaxed)
         slot.pointee.key.store(key | 1, ordering: .releasing)
     }
 
-    /// The (service, backend) the datagram's first fragment went to, if recent.
+    /// Where the datagram's first fragment went, if recent.
     @inlinable
-    public func lookup(_ key: UInt64, now: UInt32) -> (service: Int, backend: Int)? {
+    public func lookup(_ key: UInt64, now: UInt32) -> Record? {
         let slot = slots + (Int(truncatingIfNeeded: key) & mask)
         guard slot.pointee.key.load(ordering: .acquiring) == key | 1 else { return nil }
         let value = slot.pointee.value.load(ordering: .relaxed)
+        let detail = slot.pointee.detail.load(ordering: .relaxed)
         atomicMemoryFence(ordering: .acquiring)
         guard slot.pointee.key.load(ordering: .relaxed) == key | 1 else { return nil }
-        guard now &- UInt32(truncatingIfNeeded: value) <= Self.lifetime else { return nil }
-        return (Int(value >> 48), Int((value >> 32) & 0xFFFF))
+        guard now &- UInt32(truncatingIfNeeded: value) <= Self.lifetime,
+              let direction = Record.Direction(rawValue: UInt8(truncatingIfNeeded: detail >> 56)) else { return nil }
+        return Record(direction: direction, service: Int(value >> 48), backend: Int((value >> 32) & 0xFFFF),
+                      detail: detail & 0xFF_FFFF_FFFF_FFFF)
     }
 }

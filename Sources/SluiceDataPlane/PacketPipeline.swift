@@ -345,7 +345,7 @@ public enum PacketPipeline {
                     return .drop(.foreignDestinationMAC)
                 }
                 return followFragment(p, length: &length, capacity: capacity, headroom: headroom, frame: frame,
-                                      snapshot: snapshot, output: &output, context: &context)
+                                      toOwnedAddress: true, snapshot: snapshot, output: &output, context: &context)
             }
             if frame.hasL4Header, frame.l4Protocol == (frame.isIPv4 ? IPProtocol.icmp : IPProtocol.icmpv6) {
                 let type = p.loadBE8(frame.l4Offset)
@@ -366,6 +366,13 @@ public enum PacketPipeline {
             // A backend's reply is sent to its gateway: our port.
             guard MACAddress.load(p, 0) == port.pointee.mac else { return .drop(.foreignDestinationMAC) }
             return returnPath(p, frame: frame, hash: flowHash, snapshot: snapshot, output: &output, context: &context)
+        }
+        if frame.isFragment, frame.fragmentOffset != 0,
+           proto == IPProtocol.tcp || proto == IPProtocol.udp || proto == IPProtocol.sctp {
+            // A later fragment of a backend's reply, to its gateway like the first.
+            guard MACAddress.load(p, 0) == port.pointee.mac else { return .drop(.foreignDestinationMAC) }
+            return followFragment(p, length: &length, capacity: capacity, headroom: headroom, frame: frame,
+                                  toOwnedAddress: false, snapshot: snapshot, output: &output, context: &context)
         }
         return .drop(.notOwnedAddress)
     }
@@ -478,12 +485,13 @@ public enum PacketPipeline {
             }
         }
         let backend = service.backend(backendIndex)
-        if frame.moreFragments && !fullNAT {
-            // The first fragment: its later fragments follow it to this backend. (full-NAT's
-            // later fragments would need the flow's source too: they are not followed.)
+        if frame.moreFragments {
+            // The first fragment: its later fragments follow it to this backend (full-NAT: from
+            // the flow's pool address).
+            let record = FragmentTable.Record(direction: .toBackend, service: Int(service.id), backend: Int(backend.pointee.id),
+                                              detail: fullNAT ? UInt64(source.poolIndex) : 0)
             context.fragments._withUnsafeGuaranteedRef {
-                $0.record(fragmentKey(p, frame: frame, snapshot: snapshot), service: Int(service.id),
-                          backend: Int(backend.pointee.id), now: context.now)
+                $0.record(fragmentKey(p, frame: frame, snapshot: snapshot), record, now: context.now)
             }
         }
         let targetPort = backend.pointee.port == 0 ? p.loadBE16(frame.l4Offset + 2) : backend.pointee.port
@@ -643,29 +651,77 @@ public enum PacketPipeline {
                                                 destinationPort: UInt16(truncatingIfNeeded: id), proto: frame.l4Protocol))
     }
 
-    /// A later fragment (no transport header): it goes where its datagram's first fragment went,
-    /// if that was seen lately; else it is dropped and counted.
+    /// A later fragment (no transport header): it goes where its datagram's first fragment went —
+    /// to the backend, or back to the client from the VIP — rewritten as that one was, addresses
+    /// only (the ports, and the transport checksum over the whole datagram, are in the first
+    /// fragment), if that one was seen lately; else it is dropped and counted.
+    /// `toOwnedAddress`: it was sent to one of our addresses (a VIP, a full-NAT pool address),
+    /// not to a client behind us (a dnat backend's reply).
     @inline(never) @usableFromInline
     static func followFragment(_ p: UnsafeMutableRawPointer, length: inout Int, capacity: Int, headroom: Int,
-                               frame: ParsedFrame, snapshot: DataPlaneSnapshot, output: inout PacketOutput,
-                               context: inout PipelineContext) -> Verdict {
+                               frame: ParsedFrame, toOwnedAddress: Bool, snapshot: DataPlaneSnapshot,
+                               output: inout PacketOutput, context: inout PipelineContext) -> Verdict {
         let key = fragmentKey(p, frame: frame, snapshot: snapshot)
         guard let first = context.fragments._withUnsafeGuaranteedRef({ $0.lookup(key, now: context.now) }),
               let serviceIndex = snapshot.services.index(id: first.service) else { return .drop(.fragmentNotHandled) }
-        return snapshot.services.service(serviceIndex)._withUnsafeGuaranteedRef { service in
-            guard service.mode != .fullnat else { return .drop(.fragmentNotHandled) }
-            guard let backendIndex = service.backendIndex(id: first.backend) else { return .drop(.noBackend) }
-            context.counters._withUnsafeGuaranteedRef { $0.add(.fragmentsFollowed) }
-            let receivedLength = length
-            let verdict = transmitToBackend(p, length: &length, capacity: capacity, headroom: headroom, frame: frame,
-                                            service: service, backend: service.backend(backendIndex), targetPort: 0,
-                                            hash: key, snapshot: snapshot, output: &output, context: &context)
-            // Metrics: a later fragment leaves for its backend (as in `forward`).
-            if verdict == .transmit(.forwardToBackend) {
-                let slot = snapshot.backendCounters.slot(serviceID: Int(service.id), backend: backendIndex)
-                context.counters._withUnsafeGuaranteedRef { $0.countForward(slot: slot, bytes: receivedLength) }
+        let serviceRef = snapshot.services.service(serviceIndex)
+        let fullNAT = serviceRef._withUnsafeGuaranteedRef { $0.mode == .fullnat }
+        switch first.direction {
+        case .toBackend:
+            guard toOwnedAddress else { return .drop(.fragmentNotHandled) }
+            return serviceRef._withUnsafeGuaranteedRef { service in
+                guard let backendIndex = service.backendIndex(id: first.backend) else { return .drop(.noBackend) }
+                var source = FullNATSource(poolIndex: -1, port: 0)
+                if fullNAT {
+                    // The pool may have shrunk since the first fragment.
+                    guard first.detail < UInt64(service.sourceCount) else { return .drop(.fragmentNotHandled) }
+                    source = FullNATSource(poolIndex: Int(first.detail), port: 0)
+                }
+                context.counters._withUnsafeGuaranteedRef { $0.add(.fragmentsFollowed) }
+                let receivedLength = length
+                let verdict = transmitToBackend(p, length: &length, capacity: capacity, headroom: headroom, frame: frame,
+                                                service: service, backend: service.backend(backendIndex), targetPort: 0,
+                                                hash: key, source: source, snapshot: snapshot, output: &output,
+                                                context: &context)
+                // Metrics: a later fragment leaves for its backend (as in `forward`).
+                if verdict == .transmit(.forwardToBackend) {
+                    let slot = snapshot.backendCounters.slot(serviceID: Int(service.id), backend: backendIndex)
+                    context.counters._withUnsafeGuaranteedRef { $0.countForward(slot: slot, bytes: receivedLength) }
+                }
+                return verdict
             }
-            return verdict
+        case .toClient:
+            // A dnat reply is addressed to the client, a full-NAT one to our pool address.
+            guard toOwnedAddress == fullNAT else { return .drop(.fragmentNotHandled) }
+            if fullNAT {
+                // The flow's forward entry, as the return entry named it when the first fragment
+                // came (`fullNATReturn`): it holds the client and the VIP.
+                guard let forward = context.flows.entry(slot: Int(truncatingIfNeeded: first.detail >> 16),
+                                                        generationTag: UInt16(truncatingIfNeeded: first.detail)),
+                      forward.key.zone == FlowBinding.forwardZone, forward.key.isIPv6 == frame.isIPv6,
+                      FlowBinding.service(forward.handle.value) == first.service else { return .drop(.fragmentNotHandled) }
+                context.counters._withUnsafeGuaranteedRef { $0.add(.fragmentsFollowed) }
+                let client = forward.key.sourceIPv6, vip = forward.key.destinationIPv6
+                return leaveForClient(p, frame: frame, client: client, service: serviceRef, snapshot: snapshot,
+                                      output: &output, context: context) { _ in
+                    frame.isIPv4
+                        ? NATRewrite.rewriteIPv4(p, frame: frame, source: IPv4Address(value: vip.ipv4Value), sourcePort: 0,
+                                                 destination: IPv4Address(value: client.ipv4Value), destinationPort: 0,
+                                                 decrementTTL: true)
+                        : NATRewrite.rewriteIPv6(p, frame: frame, source: vip, sourcePort: 0, destination: client,
+                                                 destinationPort: 0, decrementHopLimit: true)
+                }
+            }
+            context.counters._withUnsafeGuaranteedRef { $0.add(.fragmentsFollowed) }
+            let client = frame.isIPv4 ? IPv6Address(ipv4Mapped: p.loadBE32(frame.l3Offset + 16))
+                                      : IPv6Address.load(p, frame.l3Offset + 24)
+            return leaveForClient(p, frame: frame, client: client, service: serviceRef, snapshot: snapshot,
+                                  output: &output, context: context) { service in
+                frame.isIPv4
+                    ? NATRewrite.rewriteIPv4Source(p, frame: frame, address: IPv4Address(value: service.vip.ipv4Value),
+                                                   port: 0, decrementTTL: true)
+                    : NATRewrite.rewriteIPv6Source(p, frame: frame, address: service.vip, port: 0, decrementHopLimit: true)
+            }
         }
     }
 
@@ -973,6 +1029,13 @@ public enum PacketPipeline {
         let value = handle.value
         guard let serviceIndex = snapshot.services.index(id: FlowBinding.service(value)) else { return .drop(.noService) }
         _ = context.flows.update(&handle, event: flowEvent(p, frame: frame, reply: true), now: context.now)
+        if frame.moreFragments {
+            // A reply's first fragment: its later fragments follow it to the client (`followFragment`).
+            let record = FragmentTable.Record(direction: .toClient, service: FlowBinding.service(value))
+            context.fragments._withUnsafeGuaranteedRef {
+                $0.record(fragmentKey(p, frame: frame, snapshot: snapshot), record, now: context.now)
+            }
+        }
         let client = frame.isIPv4 ? IPv6Address(ipv4Mapped: p.loadBE32(frame.l3Offset + 16))
                                   : IPv6Address.load(p, frame.l3Offset + 24)
         return leaveForClient(p, frame: frame, client: client, service: snapshot.services.service(serviceIndex),
@@ -1041,6 +1104,15 @@ public enum PacketPipeline {
         _ = context.flows.update(&handle, event: event, now: context.now)
         var forwardHandle = forward.handle
         _ = context.flows.update(&forwardHandle, event: event, now: context.now)
+        if frame.moreFragments {
+            // A reply's first fragment: its later fragments follow it, naming the forward entry
+            // as the return entry does (`followFragment`).
+            let record = FragmentTable.Record(direction: .toClient, service: serviceID,
+                                              detail: UInt64(handle.value.backend) << 16 | UInt64(handle.value.aux & 0xFFFF))
+            context.fragments._withUnsafeGuaranteedRef {
+                $0.record(fragmentKey(p, frame: frame, snapshot: snapshot), record, now: context.now)
+            }
+        }
         let client = forward.key.sourceIPv6   // IPv4-mapped for IPv4 (ConntrackKey's layout)
         let vip = forward.key.destinationIPv6
         return leaveForClient(p, frame: frame, client: client, service: snapshot.services.service(serviceIndex),

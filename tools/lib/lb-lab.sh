@@ -26,7 +26,7 @@
 
 lb_lab_up() {
   local p=$1
-  LB_CLIENT_NS="$p-cl"; LB_BK_NS="$p-bk"
+  LB_PREFIX=$p; LB_CLIENT_NS="$p-cl"; LB_BK_NS="$p-bk"
   LB_PORT0="${p}c"; LB_PORT1="${p}b"
   lab_netns "$LB_CLIENT_NS"
   lab_veth "$LB_PORT0" "${p}c1" "$LB_CLIENT_NS"
@@ -163,4 +163,56 @@ vips:
   - { address: "2001:db8::10", port: lan0 }
 $2
 YAML
+}
+
+# lb_udp_echo_up: each backend bN also runs a UDP echo on :9000 (IPv4 and IPv6) that answers a
+# datagram with the same bytes followed by " bN". Datagrams over the links' 1500-byte MTU leave
+# the client, and the answers leave the backends, in IP fragments.
+lb_udp_echo_up() {
+  local i
+  for i in 1 2 3; do
+    ip netns exec "$LB_PREFIX-b$i" /usr/bin/python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+s.bind(("::", 9000))
+tag = (" b" + sys.argv[1]).encode()
+while True:
+    data, peer = s.recvfrom(65535)
+    s.sendto(data + tag, peer)
+' "$i" >"$LAB_DIR/udpecho$i.log" 2>&1 &
+    lab_bg $!
+  done
+  sleep 0.3
+}
+
+# lb_udp_echo_check VIP PORT COUNT SIZE: COUNT datagrams of SIZE bytes from the client, each from
+# a new socket (a new flow), to VIP:PORT; each answer must come from VIP:PORT and be the same
+# bytes plus " bN". Prints "N/COUNT answered whole; b1=… b2=… b3=…" and fails unless all were.
+lb_udp_echo_check() {
+  ip netns exec "$LB_CLIENT_NS" /usr/bin/python3 - "$@" <<'PY'
+import collections, os, socket, sys
+vip, port, count, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+family = socket.AF_INET6 if ":" in vip else socket.AF_INET
+answered, backends, problems = 0, collections.Counter(), []
+for i in range(count):
+    data = os.urandom(size)
+    with socket.socket(family, socket.SOCK_DGRAM) as s:
+        s.settimeout(2)
+        s.sendto(data, (vip, port))
+        try:
+            reply, peer = s.recvfrom(65535)
+        except socket.timeout:
+            problems.append(f"datagram {i}: no answer"); continue
+    if peer[0] != vip or peer[1] != port:
+        problems.append(f"datagram {i}: answered from {peer[0]}:{peer[1]}"); continue
+    if reply[:size] != data or not reply[size:].startswith(b" b"):
+        problems.append(f"datagram {i}: answer of {len(reply)} bytes differs"); continue
+    answered += 1
+    backends[reply[size:].decode()[1:]] += 1
+print(f"{answered}/{count} answered whole; " + " ".join(f"{b}={n}" for b, n in sorted(backends.items())))
+if problems:
+    print("; ".join(problems[:5]))
+    sys.exit(1)
+PY
 }
