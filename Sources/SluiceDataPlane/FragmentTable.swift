@@ -9,12 +9,16 @@ import SluiceCore
 /// A direct-mapped cache shared by all workers (under RSS the later fragments of a datagram may
 /// land on another queue than its first): the key is the keyed flow hash of (source,
 /// destination, protocol, IP identification) as the fragments arrive, so a crafted
-/// identification cannot aim at a slot. A slot holds three atomic words. The writer clears the
-/// key, stores the record, then publishes the key with a release store; the reader loads the key
-/// with acquire, the record, then the key again: a concurrent overwrite (another datagram hashing
-/// to the slot) shows as a changed key and reads as a miss. Entries older than `lifetime`
-/// seconds are misses (RFC 791 reassembly gives up on a datagram after 15 s at most; fragments
-/// of one datagram arrive within milliseconds).
+/// identification cannot aim at a slot. A slot holds three atomic words, written under Boehm's
+/// seqlock ("Can seqlocks get along with programming language memory models?", 2012) with the
+/// key word as the sequence: its top 8 bits count the slot's writes, so that even a rewrite of
+/// the same key changes it. A writer claims the slot by swapping the word for `busy` (a CAS, so
+/// two workers never write one slot at once: the loser skips its record, as recording is best
+/// effort), then a release fence, the record, and the new word with a release store; the reader
+/// loads the word with acquire, the record, an acquire fence, then the word again: a write
+/// meanwhile shows as a changed word and reads as a miss. Entries older than `lifetime` seconds
+/// are misses (RFC 791 reassembly gives up on a datagram after 15 s at most; fragments of one
+/// datagram arrive within milliseconds).
 public final class FragmentTable: @unchecked Sendable {
     public static let lifetime: UInt32 = 5
     /// A process-wide table for tools and tests that do not pass their own (sluiced does).
@@ -46,6 +50,11 @@ public final class FragmentTable: @unchecked Sendable {
         }
     }
 
+    /// The key word while a writer owns the slot: even, so never a key (`key | 1`), nor empty (0).
+    @usableFromInline static let busy: UInt64 = 2
+    /// The key bits of the key word; the 8 above them count the slot's writes.
+    @usableFromInline static let keyMask: UInt64 = (1 << 56) - 1
+
     @usableFromInline
     struct Slot: ~Copyable {
         @usableFromInline let key = Atomic<UInt64>(0)
@@ -75,28 +84,34 @@ public final class FragmentTable: @unchecked Sendable {
         slots.deallocate()
     }
 
-    /// Records where the datagram `key` (0 is never a key: use `key | 1`) went.
+    /// Records where the datagram whose keyed hash is `key` went (its top 8 bits are not kept).
     @inlinable
     public func record(_ key: UInt64, _ record: Record, now: UInt32) {
         let slot = slots + (Int(truncatingIfNeeded: key) & mask)
-        slot.pointee.key.store(0, ordering: .relaxed)
+        let current = slot.pointee.key.load(ordering: .relaxed)
+        guard current != Self.busy,
+              slot.pointee.key.compareExchange(expected: current, desired: Self.busy, ordering: .relaxed).exchanged
+        else { return }   // another worker is writing this slot now
+        atomicMemoryFence(ordering: .releasing)
+        let word = (key | 1) & Self.keyMask | ((current >> 56) &+ 1) << 56
         slot.pointee.value.store(UInt64(truncatingIfNeeded: record.service) << 48
                                      | UInt64(truncatingIfNeeded: record.backend & 0xFFFF) << 32 | UInt64(now),
                                  ordering: .relaxed)
         slot.pointee.detail.store(UInt64(record.direction.rawValue) << 56 | record.detail & 0xFF_FFFF_FFFF_FFFF,
                                   ordering: .relaxed)
-        slot.pointee.key.store(key | 1, ordering: .releasing)
+        slot.pointee.key.store(word, ordering: .releasing)
     }
 
     /// Where the datagram's first fragment went, if recent.
     @inlinable
     public func lookup(_ key: UInt64, now: UInt32) -> Record? {
         let slot = slots + (Int(truncatingIfNeeded: key) & mask)
-        guard slot.pointee.key.load(ordering: .acquiring) == key | 1 else { return nil }
+        let word = slot.pointee.key.load(ordering: .acquiring)
+        guard word & Self.keyMask == (key | 1) & Self.keyMask else { return nil }
         let value = slot.pointee.value.load(ordering: .relaxed)
         let detail = slot.pointee.detail.load(ordering: .relaxed)
         atomicMemoryFence(ordering: .acquiring)
-        guard slot.pointee.key.load(ordering: .relaxed) == key | 1 else { return nil }
+        guard slot.pointee.key.load(ordering: .relaxed) == word else { return nil }
         guard now &- UInt32(truncatingIfNeeded: value) <= Self.lifetime,
               let direction = Record.Direction(rawValue: UInt8(truncatingIfNeeded: detail >> 56)) else { return nil }
         return Record(direction: direction, service: Int(value >> 48), backend: Int((value >> 32) & 0xFFFF),

@@ -691,14 +691,19 @@ public enum PacketPipeline {
                 return verdict
             }
         case .toClient:
-            // A dnat reply is addressed to the client, a full-NAT one to our pool address.
-            guard toOwnedAddress == fullNAT else { return .drop(.fragmentNotHandled) }
+            // A dnat reply is addressed to the client, a full-NAT one to our pool address; the
+            // VIP it leaves from is of the packet's family (see `returnPath`).
+            guard toOwnedAddress == fullNAT,
+                  serviceRef._withUnsafeGuaranteedRef({ $0.vip.isIPv4Mapped }) == frame.isIPv4 else {
+                return .drop(.fragmentNotHandled)
+            }
             if fullNAT {
                 // The flow's forward entry, as the return entry named it when the first fragment
                 // came (`fullNATReturn`): it holds the client and the VIP.
                 guard let forward = context.flows.entry(slot: Int(truncatingIfNeeded: first.detail >> 16),
                                                         generationTag: UInt16(truncatingIfNeeded: first.detail)),
                       forward.key.zone == FlowBinding.forwardZone, forward.key.isIPv6 == frame.isIPv6,
+                      forward.key.proto == frame.l4Protocol,
                       FlowBinding.service(forward.handle.value) == first.service else { return .drop(.fragmentNotHandled) }
                 context.counters._withUnsafeGuaranteedRef { $0.add(.fragmentsFollowed) }
                 let client = forward.key.sourceIPv6, vip = forward.key.destinationIPv6
@@ -766,11 +771,12 @@ public enum PacketPipeline {
     /// of every burst and before any transmit within one; a no-op without deferral.
     @inlinable
     public static func commitDeferred(_ context: inout PipelineContext) {
-        if let deferred = context.deferredReverse, deferred.pointee.count > 0 {
-            deferred.pointee.commit(into: context.flows, now: context.now)
-            let lost = deferred.pointee.takeLost()
-            if lost > 0 { context.counters._withUnsafeGuaranteedRef { $0.add(.reverseEntriesLost, UInt64(lost)) } }
-        }
+        guard let deferred = context.deferredReverse else { return }
+        if deferred.pointee.count > 0 { deferred.pointee.commit(into: context.flows, now: context.now) }
+        // Also what an early commit in `keep` lost (it always leaves one entry kept, but that is
+        // `keep`'s business, not this count's).
+        let lost = deferred.pointee.takeLost()
+        if lost > 0 { context.counters._withUnsafeGuaranteedRef { $0.add(.reverseEntriesLost, UInt64(lost)) } }
     }
 
     /// vxlan mode: DNAT the inner packet, then wrap it for the node's VTEP (RFC 7348). A packet
@@ -1012,7 +1018,8 @@ public enum PacketPipeline {
         }
         let innerHash = innerFrame.isIPv4 ? snapshot.hasher.hash(IPv4FlowKey(packet: q, frame: innerFrame))
                                           : snapshot.hasher.hash(IPv6FlowKey(packet: q, frame: innerFrame))
-        let verdict = returnPath(q, frame: innerFrame, hash: innerHash, snapshot: snapshot, output: &output, context: &context)
+        let verdict = returnPath(q, frame: innerFrame, hash: innerHash, snapshot: snapshot, output: &output, context: &context,
+                                 tunnelled: true)
         if case .transmit = verdict {
             output.prepended = -inner.offset
             length = inner.length
@@ -1021,15 +1028,21 @@ public enum PacketPipeline {
     }
 
     @inlinable
+    /// `tunnelled`: a pod's reply unwrapped from VXLAN (`decapsulatedReturn`), whose later
+    /// fragments, each in its own tunnel packet, are not followed: its first is not recorded.
     static func returnPath(_ p: UnsafeMutableRawPointer, frame: ParsedFrame, hash: UInt64, snapshot: DataPlaneSnapshot,
-                           output: inout PacketOutput, context: inout PipelineContext) -> Verdict {
+                           output: inout PacketOutput, context: inout PipelineContext, tunnelled: Bool = false) -> Verdict {
         // Safe: the caller checked that the L4 header of a TCP/UDP/SCTP packet is present.
         let key = ConntrackKey(packet: p, frame: frame, zone: FlowBinding.reverseZone).unsafelyUnwrapped
         guard var handle = context.flows.lookup(key, hash: hash, now: context.now) else { return .drop(.notOwnedAddress) }
         let value = handle.value
-        guard let serviceIndex = snapshot.services.index(id: FlowBinding.service(value)) else { return .drop(.noService) }
+        // A service keeps its id across a reload that moves its VIP to the other family: its
+        // old flows' replies have no VIP of theirs to leave from.
+        guard let serviceIndex = snapshot.services.index(id: FlowBinding.service(value)),
+              snapshot.services.service(serviceIndex)._withUnsafeGuaranteedRef({ $0.vip.isIPv4Mapped }) == frame.isIPv4
+        else { return .drop(.noService) }
         _ = context.flows.update(&handle, event: flowEvent(p, frame: frame, reply: true), now: context.now)
-        if frame.moreFragments {
+        if frame.moreFragments && !tunnelled {
             // A reply's first fragment: its later fragments follow it to the client (`followFragment`).
             let record = FragmentTable.Record(direction: .toClient, service: FlowBinding.service(value))
             context.fragments._withUnsafeGuaranteedRef {

@@ -25,14 +25,16 @@ public enum Counter: Int, CaseIterable, Sendable {
     case statelessForwards
     /// Neighbors (IP → MAC) learned or refreshed from ARP / NDP.
     case neighborsLearned
-    /// Later IP fragments sent to the backend their first fragment went to.
+    /// Later IP fragments sent where their datagram's first fragment went: to its backend, or
+    /// back to its client (counted when matched; a drop after that is counted too).
     case fragmentsFollowed
     /// Known flows whose backend had left the service: re-balanced by Maglev and rebound.
     case flowsRebound
     /// Learned neighbors forgotten after `NeighborTable.reachableFor` seconds unconfirmed.
     case neighborsExpired
-    /// Reply-direction entries (dnat / vxlan reverse entries) the connection table had no room
-    /// for: their flows were forwarded, but the backends' replies find no way back
+    /// Reply-direction (dnat / vxlan reverse) entry inserts that found the connection table full
+    /// (a SYN retransmitted meanwhile tries, and counts, again): their flows were forwarded, but
+    /// the backends' replies find no way back
     /// (drop_not_owned_address) until the client's next SYN on the flow puts the entry back.
     case reverseEntriesLost
 
