@@ -54,6 +54,9 @@ public enum DropReason: UInt8, CaseIterable, Sendable {
     /// full-NAT: no free (source address, port) towards the backend in the probe window, or no
     /// room in the flow table (a full-NAT flow cannot be forwarded without its return mapping).
     case noSourcePort
+    /// Bigger than the egress port's MTU, and no ICMP "too big" could be sent about it (a later
+    /// fragment, an ICMP error, a tunnelled reply, no address of ours to send it from).
+    case packetTooBig
 
     /// Stable snake_case label for counters, logs and metrics.
     public var name: String {
@@ -100,6 +103,7 @@ public enum DropReason: UInt8, CaseIterable, Sendable {
         case .unsupportedSCTPRewrite: "unsupported_sctp_rewrite"
         case .badVXLAN: "bad_vxlan"
         case .noSourcePort: "no_source_port"
+        case .packetTooBig: "packet_too_big"
         }
     }
 

@@ -321,7 +321,8 @@ public enum PacketPipeline {
                     guard !destinationMAC.isMulticast, owned.accepts(destinationMAC, ownerMAC: ownerMAC) else {
                         return .drop(.foreignDestinationMAC)
                     }
-                    return fullNATReturn(p, frame: frame, hash: flowHash, snapshot: snapshot, output: &output,
+                    return fullNATReturn(p, length: &length, capacity: capacity, frame: frame, hash: flowHash,
+                                         snapshot: snapshot, output: &output,
                                          context: &context)
                 }
                 // Only our own VTEP addresses take VXLAN, never a VIP: a client of a VIP must not be able
@@ -365,7 +366,8 @@ public enum PacketPipeline {
         if balanced {
             // A backend's reply is sent to its gateway: our port.
             guard MACAddress.load(p, 0) == port.pointee.mac else { return .drop(.foreignDestinationMAC) }
-            return returnPath(p, frame: frame, hash: flowHash, snapshot: snapshot, output: &output, context: &context)
+            return returnPath(p, length: &length, capacity: capacity, frame: frame, hash: flowHash, snapshot: snapshot,
+                              output: &output, context: &context)
         }
         if frame.isFragment, frame.fragmentOffset != 0,
            proto == IPProtocol.tcp || proto == IPProtocol.udp || proto == IPProtocol.sctp {
@@ -606,6 +608,10 @@ public enum PacketPipeline {
                                service: service, backend: backend, targetPort: targetPort, hash: hash,
                                egressPort: egressPort, nextHopMAC: nextHopMAC, output: &output, context: &context)
         }
+        if frame.l3End - frame.l3Offset > egressPort.pointee.mtu {
+            return tooBig(p, length: &length, capacity: capacity, frame: frame, mtu: egressPort.pointee.mtu,
+                          output: &output, context: context)
+        }
         if service.mssClamp != 0, frame.hasL4Header, frame.l4Protocol == IPProtocol.tcp {
             _ = TCPMSSClamp.clamp(p, frame: frame, maximum: service.mssClamp)
         }
@@ -707,8 +713,8 @@ public enum PacketPipeline {
                       FlowBinding.service(forward.handle.value) == first.service else { return .drop(.fragmentNotHandled) }
                 context.counters._withUnsafeGuaranteedRef { $0.add(.fragmentsFollowed) }
                 let client = forward.key.sourceIPv6, vip = forward.key.destinationIPv6
-                return leaveForClient(p, frame: frame, client: client, service: serviceRef, snapshot: snapshot,
-                                      output: &output, context: context) { _ in
+                return leaveForClient(p, length: &length, capacity: capacity, frame: frame, client: client,
+                                      service: serviceRef, snapshot: snapshot, output: &output, context: context) { _ in
                     frame.isIPv4
                         ? NATRewrite.rewriteIPv4(p, frame: frame, source: IPv4Address(value: vip.ipv4Value), sourcePort: 0,
                                                  destination: IPv4Address(value: client.ipv4Value), destinationPort: 0,
@@ -720,8 +726,8 @@ public enum PacketPipeline {
             context.counters._withUnsafeGuaranteedRef { $0.add(.fragmentsFollowed) }
             let client = frame.isIPv4 ? IPv6Address(ipv4Mapped: p.loadBE32(frame.l3Offset + 16))
                                       : IPv6Address.load(p, frame.l3Offset + 24)
-            return leaveForClient(p, frame: frame, client: client, service: serviceRef, snapshot: snapshot,
-                                  output: &output, context: context) { service in
+            return leaveForClient(p, length: &length, capacity: capacity, frame: frame, client: client,
+                                  service: serviceRef, snapshot: snapshot, output: &output, context: context) { service in
                 frame.isIPv4
                     ? NATRewrite.rewriteIPv4Source(p, frame: frame, address: IPv4Address(value: service.vip.ipv4Value),
                                                    port: 0, decrementTTL: true)
@@ -852,24 +858,31 @@ public enum PacketPipeline {
         return .transmit(.forwardToBackend)
     }
 
+    /// The packet does not fit the egress MTU: an ICMP "fragmentation needed" (RFC 1191) or
+    /// "packet too big" (RFC 4443 §3.2, RFC 8201) goes back to its sender out of the port it came
+    /// in by (`output.port`), from `source` — or, nil, from the packet's destination (a VIP: the
+    /// client sees the VIP's path as one hop). Sluice does not fragment, so an IPv4 packet
+    /// without DF gets the error too (RFC 1191 asks senders for DF; most stacks set it).
     @inlinable
     static func tooBig(_ p: UnsafeMutableRawPointer, length: inout Int, capacity: Int, frame: ParsedFrame,
-                       mtu: Int, output: inout PacketOutput, context: PipelineContext) -> Verdict {
+                       mtu: Int, from source: IPv6Address? = nil, output: inout PacketOutput,
+                       context: PipelineContext) -> Verdict {
         return context.snapshot._withUnsafeGuaranteedRef { snapshot in
             let ingress = snapshot.port(output.port)
             let written: Int
             if frame.isIPv4 {
-                // Fragmentation is allowed when DF is clear, but Sluice does not fragment: the
-                // client is told the size either way (RFC 1191 asks for DF; most stacks set it).
+                let from = source.map { IPv4Address(value: $0.ipv4Value) } ?? IPv4Address(value: p.loadBE32(frame.l3Offset + 16))
+                guard source.map({ $0.isIPv4Mapped }) ?? true else { return .drop(.packetTooBig) }
                 written = ICMPTooBig.fragmentationNeeded(p, length: length, capacity: capacity, frame: frame,
                                                          nextHopMTU: UInt16(clamping: mtu), sourceMAC: ingress.pointee.mac,
-                                                         source: IPv4Address(value: p.loadBE32(frame.l3Offset + 16)))
+                                                         source: from)
             } else {
+                let from = source ?? IPv6Address.load(p, frame.l3Offset + 24)
+                guard from != .unspecified else { return .drop(.packetTooBig) }
                 written = ICMPTooBig.packetTooBig(p, length: length, capacity: capacity, frame: frame,
-                                                  mtu: UInt32(clamping: mtu), sourceMAC: ingress.pointee.mac,
-                                                  source: IPv6Address.load(p, frame.l3Offset + 24))
+                                                  mtu: UInt32(clamping: mtu), sourceMAC: ingress.pointee.mac, source: from)
             }
-            guard written > 0 else { return .drop(.bufferTooSmall) }
+            guard written > 0 else { return .drop(.packetTooBig) }
             length = written
             return .transmit(.icmpTooBig)
         }
@@ -1018,8 +1031,9 @@ public enum PacketPipeline {
         }
         let innerHash = innerFrame.isIPv4 ? snapshot.hasher.hash(IPv4FlowKey(packet: q, frame: innerFrame))
                                           : snapshot.hasher.hash(IPv6FlowKey(packet: q, frame: innerFrame))
-        let verdict = returnPath(q, frame: innerFrame, hash: innerHash, snapshot: snapshot, output: &output, context: &context,
-                                 tunnelled: true)
+        var innerLength = inner.length
+        let verdict = returnPath(q, length: &innerLength, capacity: inner.length, frame: innerFrame, hash: innerHash,
+                                 snapshot: snapshot, output: &output, context: &context, tunnelled: true)
         if case .transmit = verdict {
             output.prepended = -inner.offset
             length = inner.length
@@ -1030,8 +1044,9 @@ public enum PacketPipeline {
     @inlinable
     /// `tunnelled`: a pod's reply unwrapped from VXLAN (`decapsulatedReturn`), whose later
     /// fragments, each in its own tunnel packet, are not followed: its first is not recorded.
-    static func returnPath(_ p: UnsafeMutableRawPointer, frame: ParsedFrame, hash: UInt64, snapshot: DataPlaneSnapshot,
-                           output: inout PacketOutput, context: inout PipelineContext, tunnelled: Bool = false) -> Verdict {
+    static func returnPath(_ p: UnsafeMutableRawPointer, length: inout Int, capacity: Int, frame: ParsedFrame, hash: UInt64,
+                           snapshot: DataPlaneSnapshot, output: inout PacketOutput, context: inout PipelineContext,
+                           tunnelled: Bool = false) -> Verdict {
         // Safe: the caller checked that the L4 header of a TCP/UDP/SCTP packet is present.
         let key = ConntrackKey(packet: p, frame: frame, zone: FlowBinding.reverseZone).unsafelyUnwrapped
         guard var handle = context.flows.lookup(key, hash: hash, now: context.now) else { return .drop(.notOwnedAddress) }
@@ -1051,8 +1066,9 @@ public enum PacketPipeline {
         }
         let client = frame.isIPv4 ? IPv6Address(ipv4Mapped: p.loadBE32(frame.l3Offset + 16))
                                   : IPv6Address.load(p, frame.l3Offset + 24)
-        return leaveForClient(p, frame: frame, client: client, service: snapshot.services.service(serviceIndex),
-                              snapshot: snapshot, output: &output, context: context) { service in
+        return leaveForClient(p, length: &length, capacity: capacity, frame: frame, client: client,
+                              service: snapshot.services.service(serviceIndex),
+                              snapshot: snapshot, output: &output, context: context, tunnelled: tunnelled) { service in
             frame.isIPv4
                 ? NATRewrite.rewriteIPv4Source(p, frame: frame, address: IPv4Address(value: service.vip.ipv4Value),
                                                port: FlowBinding.vipPort(value), decrementTTL: true)
@@ -1066,12 +1082,24 @@ public enum PacketPipeline {
     /// The backend's SYN-ACK MSS limits the client's segments, the direction vxlan wraps: it is
     /// clamped as the client's SYN is (RFC 9293 §3.7.1, RFC 4459 §3.2); a no-op unless SYN.
     @inlinable @inline(__always)
-    static func leaveForClient(_ p: UnsafeMutableRawPointer, frame: ParsedFrame, client: IPv6Address,
-                               service: Unmanaged<Service>, snapshot: DataPlaneSnapshot, output: inout PacketOutput,
-                               context: PipelineContext, rewrite: (Service) -> NATRewrite.Outcome) -> Verdict {
+    static func leaveForClient(_ p: UnsafeMutableRawPointer, length: inout Int, capacity: Int, frame: ParsedFrame,
+                               client: IPv6Address, service: Unmanaged<Service>, snapshot: DataPlaneSnapshot,
+                               output: inout PacketOutput, context: PipelineContext, tunnelled: Bool = false,
+                               rewrite: (Service) -> NATRewrite.Outcome) -> Verdict {
         guard let route = snapshot.routing.nextHop(client) else { return .drop(.noRoute) }
         guard let mac = context.neighbors._withUnsafeGuaranteedRef({ $0.lookup(route.hop) }) else {
             return .drop(.neighborUnresolved)
+        }
+        let mtu = snapshot.port(Int(route.port)).pointee.mtu
+        if frame.l3End - frame.l3Offset > mtu {
+            // As a router on the backend's path (its gateway, or the owner of its pool address):
+            // the error comes from our address on the port the reply came in by. A pod's reply
+            // came through a tunnel the error could not go back into unwrapped.
+            guard !tunnelled else { return .drop(.packetTooBig) }
+            let port = snapshot.port(output.port)
+            return tooBig(p, length: &length, capacity: capacity, frame: frame, mtu: mtu,
+                          from: frame.isIPv4 ? port.pointee.selfIPv4 : port.pointee.selfIPv6, output: &output,
+                          context: context)
         }
         let outcome = service._withUnsafeGuaranteedRef { service in
             if service.mssClamp != 0, frame.l4Protocol == IPProtocol.tcp {
@@ -1090,7 +1118,8 @@ public enum PacketPipeline {
     /// entry names the forward entry, whose key holds the client and the VIP; the packet leaves
     /// from VIP:port to client:port.
     @inlinable
-    static func fullNATReturn(_ p: UnsafeMutableRawPointer, frame: ParsedFrame, hash: UInt64, snapshot: DataPlaneSnapshot,
+    static func fullNATReturn(_ p: UnsafeMutableRawPointer, length: inout Int, capacity: Int, frame: ParsedFrame, hash: UInt64,
+                              snapshot: DataPlaneSnapshot,
                               output: inout PacketOutput, context: inout PipelineContext) -> Verdict {
         // Safe: the caller checked that the L4 header of a TCP/UDP/SCTP packet is present.
         let key = ConntrackKey(packet: p, frame: frame, zone: FlowBinding.fullNATReturnZone).unsafelyUnwrapped
@@ -1128,7 +1157,8 @@ public enum PacketPipeline {
         }
         let client = forward.key.sourceIPv6   // IPv4-mapped for IPv4 (ConntrackKey's layout)
         let vip = forward.key.destinationIPv6
-        return leaveForClient(p, frame: frame, client: client, service: snapshot.services.service(serviceIndex),
+        return leaveForClient(p, length: &length, capacity: capacity, frame: frame, client: client,
+                              service: snapshot.services.service(serviceIndex),
                               snapshot: snapshot, output: &output, context: context) { _ in
             frame.isIPv4
                 ? NATRewrite.rewriteIPv4(p, frame: frame, source: IPv4Address(value: vip.ipv4Value),

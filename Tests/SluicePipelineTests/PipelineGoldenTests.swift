@@ -22,7 +22,7 @@ struct PipelineGoldenTests {
     /// The outcomes that only the load-balancing pipeline produces. Each must appear in some
     /// fixture, or be listed in `notCovered` with the reason.
     static let loadBalancingDrops: Set<DropReason> = [.noBackend, .neighborUnresolved, .noRoute, .ttlExceeded,
-                                                      .unsupportedSCTPRewrite, .badVXLAN, .noSourcePort]
+                                                      .unsupportedSCTPRewrite, .badVXLAN, .noSourcePort, .packetTooBig]
     static let loadBalancingActions: Set<TransmitAction> = [.forwardToBackend, .returnToClient, .icmpTooBig,
                                                             .icmpErrorToBackend]
     static let notCovered: [String: String] = [:]
