@@ -149,7 +149,7 @@ lb_config() {
 eal: ["--no-huge", "-m", "512", "--no-pci", "--file-prefix", "$1", "--log-level", "lib.eal:error"]
 ports:
   - { name: lan0, device: "${pmd}0,iface=$LB_PORT0${LB_PMD_ARGS:-}", mac: "02:00:00:00:5e:10",
-      addresses: ["192.0.2.2/24", "2001:db8::2/64"] }
+      addresses: ["192.0.2.2/24", "2001:db8::2/64"]${LB_LAN0_MTU:+, mtu: $LB_LAN0_MTU} }
   - { name: lan1, device: "$lan1", mac: "02:00:00:00:5e:11",
       addresses: ["198.51.100.1/24", "2001:db8:1::1/64"] }
 workers:
