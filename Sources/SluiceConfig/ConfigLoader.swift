@@ -469,7 +469,8 @@ struct NodeReader {
     }
 
     func workerConfig(_ node: Node, _ path: String) throws(ConfigError) -> WorkerConfig {
-        let m = try mapping(node, path, allowed: ["lcores", "main_lcore", "mode", "idle", "tx_drain_us"])
+        let m = try mapping(node, path, allowed: ["lcores", "main_lcore", "mode", "idle", "tx_drain_us",
+                                                  "icmp_errors_per_second"])
         var w = WorkerConfig()
         if let n = m["lcores"] {
             let items = try sequence(n, "\(path).lcores")
@@ -498,6 +499,9 @@ struct NodeReader {
         }
         if let n = m["idle"] { w.idle = try idleConfig(n, "\(path).idle") }
         if let n = m["tx_drain_us"] { w.txDrainMicroseconds = try int(n, "\(path).tx_drain_us", range: 1...100_000) }
+        if let n = m["icmp_errors_per_second"] {
+            w.icmpErrorsPerSecond = try int(n, "\(path).icmp_errors_per_second", range: 0...10_000_000)
+        }
         return w
     }
 

@@ -105,14 +105,18 @@ public struct WorkerConfig: Sendable, Equatable {
     public var idle: IdleConfig
     /// Longest time a partly filled TX buffer waits before it is flushed.
     public var txDrainMicroseconds: Int
+    /// ICMP errors each worker may originate per second (`ICMPErrorBudget`); 0: none.
+    public var icmpErrorsPerSecond: Int
 
     public init(lcores: [Int] = [1], mainLcore: Int? = nil, mode: Mode = .pipeline,
-                idle: IdleConfig = IdleConfig(), txDrainMicroseconds: Int = 100) {
+                idle: IdleConfig = IdleConfig(), txDrainMicroseconds: Int = 100,
+                icmpErrorsPerSecond: Int = ICMPErrorBudget.defaultPerSecond) {
         self.lcores = lcores
         self.mainLcore = mainLcore
         self.mode = mode
         self.idle = idle
         self.txDrainMicroseconds = txDrainMicroseconds
+        self.icmpErrorsPerSecond = icmpErrorsPerSecond
     }
 
     /// The main lcore to run the EAL's control thread on.

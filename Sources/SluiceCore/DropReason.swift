@@ -57,6 +57,9 @@ public enum DropReason: UInt8, CaseIterable, Sendable {
     /// Bigger than the egress port's MTU, and no ICMP "too big" could be sent about it (a later
     /// fragment, an ICMP error, a tunnelled reply, no address of ours to send it from).
     case packetTooBig
+    /// An ICMP error sluiced would have sent (too big) found the worker's budget for this second
+    /// spent (`workers.icmp_errors_per_second`): the packet is dropped without it.
+    case icmpRateLimited
 
     /// Stable snake_case label for counters, logs and metrics.
     public var name: String {
@@ -104,6 +107,7 @@ public enum DropReason: UInt8, CaseIterable, Sendable {
         case .badVXLAN: "bad_vxlan"
         case .noSourcePort: "no_source_port"
         case .packetTooBig: "packet_too_big"
+        case .icmpRateLimited: "icmp_rate_limited"
         }
     }
 

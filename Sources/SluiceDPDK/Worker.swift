@@ -221,13 +221,16 @@ public final class Worker: @unchecked Sendable {
     let stop: StopSignal
     /// The load-balancing tables; nil runs the responder alone (no services configured).
     public let resources: PipelineResources?
+    /// ICMP errors the worker may originate per second (`ICMPErrorBudget`).
+    public let icmpErrorsPerSecond: Int
     /// Why `interrupt` mode fell back to `sleep`, if it did.
     public private(set) var fallbackReason: String?
 
     public init(index: Int, lcore: Int, queues: [WorkerQueue], mode: ForwardingMode, idle: IdlePolicy,
                 txDrainMicroseconds: Int, stop: StopSignal, counters: WorkerCounters,
-                resources: PipelineResources? = nil) {
+                resources: PipelineResources? = nil, icmpErrorsPerSecond: Int = ICMPErrorBudget.defaultPerSecond) {
         self.resources = resources
+        self.icmpErrorsPerSecond = icmpErrorsPerSecond
         self.index = index
         self.lcore = lcore
         self.queues = queues
@@ -325,6 +328,7 @@ public final class Worker: @unchecked Sendable {
             deferred.deallocate()
         }
         context.deferredReverse = deferred
+        context.icmpErrors = ICMPErrorBudget(perSecond: icmpErrorsPerSecond)
         var lastChoreSecond = context.now &- 1
         let resolves = index == 0
         // Unretained in the loop: `self.resources` keeps the tables alive while the worker runs.

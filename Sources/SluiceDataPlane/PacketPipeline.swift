@@ -23,6 +23,8 @@ public struct PipelineContext {
     /// Where new flows' reverse entries wait for the end of the burst (nil: inserted at once).
     /// See `DeferredReverseEntries`.
     public var deferredReverse: UnsafeMutablePointer<DeferredReverseEntries>?
+    /// The ICMP errors this worker may still originate this second.
+    public var icmpErrors = ICMPErrorBudget(perSecond: ICMPErrorBudget.defaultPerSecond)
 
     public init(snapshot: DataPlaneSnapshot, neighbors: NeighborTable, flows: FlowTableView,
                 counters: WorkerCounters, now: UInt32, fragments: FragmentTable = .standalone) {
@@ -34,6 +36,36 @@ public struct PipelineContext {
         self.flows = flows
         self.counters = .passUnretained(counters)
         self.now = now
+    }
+}
+
+/// How many ICMP errors a worker originates: RFC 4443 §2.4(f) requires a node to limit the
+/// rate of the ICMPv6 errors it sends (RFC 1812 §4.3.2.8 recommends it for ICMP), so that a
+/// flood of packets that each earn one (too big for the egress port) cannot turn the balancer
+/// into a flood of errors. `perSecond` per worker, refilled when the coarse clock's second
+/// changes (at most twice that in a second that straddles two); 0 sends none.
+public struct ICMPErrorBudget: Sendable {
+    /// As Linux's `net.ipv4.icmp_msgs_per_sec`.
+    public static let defaultPerSecond = 1000
+    public let perSecond: Int
+    @usableFromInline var left: Int
+    @usableFromInline var second: UInt32 = 0
+
+    public init(perSecond: Int) {
+        self.perSecond = perSecond
+        left = perSecond
+    }
+
+    /// Takes one error from the budget of second `now`; false when none is left.
+    @inlinable
+    public mutating func take(now: UInt32) -> Bool {
+        if now != second {
+            second = now
+            left = perSecond
+        }
+        guard left > 0 else { return false }
+        left -= 1
+        return true
     }
 }
 
@@ -610,7 +642,7 @@ public enum PacketPipeline {
         }
         if frame.l3End - frame.l3Offset > egressPort.pointee.mtu {
             return tooBig(p, length: &length, capacity: capacity, frame: frame, mtu: egressPort.pointee.mtu,
-                          output: &output, context: context)
+                          output: &output, context: &context)
         }
         if service.mssClamp != 0, frame.hasL4Header, frame.l4Protocol == IPProtocol.tcp {
             _ = TCPMSSClamp.clamp(p, frame: frame, maximum: service.mssClamp)
@@ -714,7 +746,7 @@ public enum PacketPipeline {
                 context.counters._withUnsafeGuaranteedRef { $0.add(.fragmentsFollowed) }
                 let client = forward.key.sourceIPv6, vip = forward.key.destinationIPv6
                 return leaveForClient(p, length: &length, capacity: capacity, frame: frame, client: client,
-                                      service: serviceRef, snapshot: snapshot, output: &output, context: context) { _ in
+                                      service: serviceRef, snapshot: snapshot, output: &output, context: &context) { _ in
                     frame.isIPv4
                         ? NATRewrite.rewriteIPv4(p, frame: frame, source: IPv4Address(value: vip.ipv4Value), sourcePort: 0,
                                                  destination: IPv4Address(value: client.ipv4Value), destinationPort: 0,
@@ -727,7 +759,7 @@ public enum PacketPipeline {
             let client = frame.isIPv4 ? IPv6Address(ipv4Mapped: p.loadBE32(frame.l3Offset + 16))
                                       : IPv6Address.load(p, frame.l3Offset + 24)
             return leaveForClient(p, length: &length, capacity: capacity, frame: frame, client: client,
-                                  service: serviceRef, snapshot: snapshot, output: &output, context: context) { service in
+                                  service: serviceRef, snapshot: snapshot, output: &output, context: &context) { service in
                 frame.isIPv4
                     ? NATRewrite.rewriteIPv4Source(p, frame: frame, address: IPv4Address(value: service.vip.ipv4Value),
                                                    port: 0, decrementTTL: true)
@@ -807,7 +839,7 @@ public enum PacketPipeline {
         let packetBytes = frame.l3End - frame.l3Offset
         if packetBytes > encapsulation.innerMTU(portMTU: egressPort.pointee.mtu) {
             return tooBig(p, length: &length, capacity: capacity, frame: frame,
-                          mtu: encapsulation.innerMTU(portMTU: egressPort.pointee.mtu), output: &output, context: context)
+                          mtu: encapsulation.innerMTU(portMTU: egressPort.pointee.mtu), output: &output, context: &context)
         }
         if service.mssClamp != 0, frame.l4Protocol == IPProtocol.tcp {
             _ = TCPMSSClamp.clamp(p, frame: frame, maximum: service.mssClamp)
@@ -866,7 +898,7 @@ public enum PacketPipeline {
     @inlinable
     static func tooBig(_ p: UnsafeMutableRawPointer, length: inout Int, capacity: Int, frame: ParsedFrame,
                        mtu: Int, from source: IPv6Address? = nil, output: inout PacketOutput,
-                       context: PipelineContext) -> Verdict {
+                       context: inout PipelineContext) -> Verdict {
         return context.snapshot._withUnsafeGuaranteedRef { snapshot in
             let ingress = snapshot.port(output.port)
             let written: Int
@@ -883,6 +915,8 @@ public enum PacketPipeline {
                                                   mtu: UInt32(clamping: mtu), sourceMAC: ingress.pointee.mac, source: from)
             }
             guard written > 0 else { return .drop(.packetTooBig) }
+            // Written in place over the packet, which is dropped either way.
+            guard context.icmpErrors.take(now: context.now) else { return .drop(.icmpRateLimited) }
             length = written
             return .transmit(.icmpTooBig)
         }
@@ -1068,7 +1102,7 @@ public enum PacketPipeline {
                                   : IPv6Address.load(p, frame.l3Offset + 24)
         return leaveForClient(p, length: &length, capacity: capacity, frame: frame, client: client,
                               service: snapshot.services.service(serviceIndex),
-                              snapshot: snapshot, output: &output, context: context, tunnelled: tunnelled) { service in
+                              snapshot: snapshot, output: &output, context: &context, tunnelled: tunnelled) { service in
             frame.isIPv4
                 ? NATRewrite.rewriteIPv4Source(p, frame: frame, address: IPv4Address(value: service.vip.ipv4Value),
                                                port: FlowBinding.vipPort(value), decrementTTL: true)
@@ -1084,7 +1118,7 @@ public enum PacketPipeline {
     @inlinable @inline(__always)
     static func leaveForClient(_ p: UnsafeMutableRawPointer, length: inout Int, capacity: Int, frame: ParsedFrame,
                                client: IPv6Address, service: Unmanaged<Service>, snapshot: DataPlaneSnapshot,
-                               output: inout PacketOutput, context: PipelineContext, tunnelled: Bool = false,
+                               output: inout PacketOutput, context: inout PipelineContext, tunnelled: Bool = false,
                                rewrite: (Service) -> NATRewrite.Outcome) -> Verdict {
         guard let route = snapshot.routing.nextHop(client) else { return .drop(.noRoute) }
         guard let mac = context.neighbors._withUnsafeGuaranteedRef({ $0.lookup(route.hop) }) else {
@@ -1099,7 +1133,7 @@ public enum PacketPipeline {
             let port = snapshot.port(output.port)
             return tooBig(p, length: &length, capacity: capacity, frame: frame, mtu: mtu,
                           from: frame.isIPv4 ? port.pointee.selfIPv4 : port.pointee.selfIPv6, output: &output,
-                          context: context)
+                          context: &context)
         }
         let outcome = service._withUnsafeGuaranteedRef { service in
             if service.mssClamp != 0, frame.l4Protocol == IPProtocol.tcp {
@@ -1159,7 +1193,7 @@ public enum PacketPipeline {
         let vip = forward.key.destinationIPv6
         return leaveForClient(p, length: &length, capacity: capacity, frame: frame, client: client,
                               service: snapshot.services.service(serviceIndex),
-                              snapshot: snapshot, output: &output, context: context) { _ in
+                              snapshot: snapshot, output: &output, context: &context) { _ in
             frame.isIPv4
                 ? NATRewrite.rewriteIPv4(p, frame: frame, source: IPv4Address(value: vip.ipv4Value),
                                          sourcePort: forward.key.destinationPort,

@@ -167,7 +167,8 @@ final class Daemon {
             }
             let worker = Worker(index: index, lcore: lcore, queues: queues, mode: mode, idle: idle,
                                 txDrainMicroseconds: config.workers.txDrainMicroseconds, stop: stop,
-                                counters: WorkerCounters(), resources: resources)
+                                counters: WorkerCounters(), resources: resources,
+                                icmpErrorsPerSecond: config.workers.icmpErrorsPerSecond)
             try worker.launch()
             workers.append(worker)
         }

@@ -16,6 +16,7 @@ workers:
   mode: pipeline
   idle: { mode: interrupt, empty_polls: 64, sleep_us: 20 }
   tx_drain_us: 50
+  icmp_errors_per_second: 250
 mempool: { mbufs: 4095, cache_size: 128 }
 vips:
   - { address: 192.0.2.10, port: lan0 }
@@ -36,6 +37,7 @@ vips:
         #expect(c.workers.effectiveMainLcore == 0)
         #expect(c.workers.idle == IdleConfig(mode: .interrupt, emptyPollsBeforeBackoff: 64, sleepMicroseconds: 20))
         #expect(c.workers.txDrainMicroseconds == 50)
+        #expect(c.workers.icmpErrorsPerSecond == 250)
         #expect(c.mempool.mbufs == 4095 && c.mempool.cacheSize == 128)
         #expect(c.vips == [
             VIPConfig(address: .v4(IPv4Address("192.0.2.10")!), port: "lan0"),
@@ -95,6 +97,8 @@ vips:
         ("ports: [{name: p, device: net_null0}]\nworkers: {lcores: [1, 1]}", "workers.lcores[1]", "listed twice"),
         ("ports: [{name: p, device: net_null0}]\nworkers: {lcores: [1], main_lcore: 1}", "workers.main_lcore", "also a worker"),
         ("ports: [{name: p, device: net_null0}]\nworkers: {lcores: [5000]}", "workers.lcores[0]", "out of range"),
+        ("ports: [{name: p, device: net_null0}]\nworkers: {icmp_errors_per_second: -1}", "workers.icmp_errors_per_second",
+         "out of range"),
         ("ports: [{name: p, device: net_null0}]\nworkers: {mode: turbo}", "workers.mode", "not one of"),
         ("ports: [{name: p, device: net_null0}]\nworkers: {mode: io}", "workers.mode", "exactly two ports"),
         ("ports: [{name: p, device: net_null0}]\nworkers: {idle: {mode: nap}}", "workers.idle.mode", "not one of"),

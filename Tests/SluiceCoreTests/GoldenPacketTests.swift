@@ -22,7 +22,8 @@ struct GoldenPacketTests {
     /// fixtures here cannot produce them; Tests/Fixtures/pipeline.json covers them, checked by
     /// SluicePipelineTests.
     static let loadBalancingDrops: Set<DropReason> = [.noBackend, .neighborUnresolved, .noRoute, .ttlExceeded,
-                                                      .unsupportedSCTPRewrite, .badVXLAN, .noSourcePort, .packetTooBig]
+                                                      .unsupportedSCTPRewrite, .badVXLAN, .noSourcePort, .packetTooBig,
+                                                      .icmpRateLimited]
     static let loadBalancingActions: Set<TransmitAction> = [.forwardToBackend, .returnToClient, .icmpTooBig,
                                                             .icmpErrorToBackend]
 

@@ -22,7 +22,8 @@ struct PipelineGoldenTests {
     /// The outcomes that only the load-balancing pipeline produces. Each must appear in some
     /// fixture, or be listed in `notCovered` with the reason.
     static let loadBalancingDrops: Set<DropReason> = [.noBackend, .neighborUnresolved, .noRoute, .ttlExceeded,
-                                                      .unsupportedSCTPRewrite, .badVXLAN, .noSourcePort, .packetTooBig]
+                                                      .unsupportedSCTPRewrite, .badVXLAN, .noSourcePort, .packetTooBig,
+                                                      .icmpRateLimited]
     static let loadBalancingActions: Set<TransmitAction> = [.forwardToBackend, .returnToClient, .icmpTooBig,
                                                             .icmpErrorToBackend]
     static let notCovered: [String: String] = [:]
@@ -76,6 +77,7 @@ struct PipelineGoldenTests {
         defer { withExtendedLifetime((snapshot, neighbors, flows, counters, fragments)) {} }
         var context = PipelineContext(snapshot: snapshot, neighbors: neighbors, flows: flows.view,
                                       counters: counters, now: scenario.now, fragments: fragments)
+        context.icmpErrors = ICMPErrorBudget(perSecond: config.workers.icmpErrorsPerSecond)
         let deferred = UnsafeMutablePointer<DeferredReverseEntries>.allocate(capacity: 1)
         deferred.initialize(to: DeferredReverseEntries(capacity: 32))
         defer {
