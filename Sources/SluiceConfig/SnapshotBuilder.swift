@@ -33,9 +33,11 @@ extension SluicedConfig {
     ///
     /// `previous` is the snapshot the workers run now, if any: services and backends that are in
     /// both keep their stable ids (`StableIDs`), so established flows stay on their backends.
-    public func makeSnapshot(portMACs: [MACAddress], file: String = "config",
+    /// `portMTUs`: each port's MTU as its device was set up (a port without `mtu` keeps its
+    /// device's, e.g. the kernel interface's under af_packet / af_xdp); nil: `mtu`, else 1500.
+    public func makeSnapshot(portMACs: [MACAddress], portMTUs: [Int]? = nil, file: String = "config",
                              previous: DataPlaneSnapshot? = nil) throws(ConfigError) -> DataPlaneSnapshot {
-        precondition(portMACs.count == ports.count)
+        precondition(portMACs.count == ports.count && (portMTUs?.count ?? ports.count) == ports.count)
         var routingEntries: [Routing.Entry] = []
         var contexts: [PortContext] = []
         for (i, port) in ports.enumerated() {
@@ -54,7 +56,8 @@ extension SluicedConfig {
             let self6 = port.addresses.first(where: { !$0.address.isIPv4 })?.address.mapped ?? .unspecified
             contexts.append(PortContext(mac: portMACs[i], owned: OwnedAddresses(portMAC: portMACs[i], ipv4: v4, ipv6: v6),
                                         selfIPv4: self4, selfIPv6: self6,
-                                        connected: port.addresses.map(\.addressPrefix), mtu: port.mtu ?? 1500))
+                                        connected: port.addresses.map(\.addressPrefix),
+                                        mtu: portMTUs?[i] ?? port.mtu ?? 1500))
         }
         for route in routes {
             let portIndex = ports.firstIndex { $0.name == route.port }!

@@ -55,7 +55,8 @@ public enum DropReason: UInt8, CaseIterable, Sendable {
     /// room in the flow table (a full-NAT flow cannot be forwarded without its return mapping).
     case noSourcePort
     /// Bigger than the egress port's MTU, and no ICMP "too big" could be sent about it (a later
-    /// fragment, an ICMP error, a tunnelled reply, no address of ours to send it from).
+    /// IPv4 fragment, an ICMP error, a tunnelled reply, a link-layer multicast sender, no address
+    /// of ours to send it from).
     case packetTooBig
     /// An ICMP error sluiced would have sent (too big) found the worker's budget for this second
     /// spent (`workers.icmp_errors_per_second`): the packet is dropped without it.

@@ -113,6 +113,9 @@ public final class Port: @unchecked Sendable {
     public let rssHashCapabilities: UInt64
     public private(set) var mac: MACAddress
     public private(set) var setup: PortSetup?
+    /// The MTU the port was set up with (`configure`: the configured one, else the device's),
+    /// before that the device's own, else 1500. What the pipeline checks packets against.
+    public var effectiveMTU: Int { setup?.mtu ?? (currentMTU > 0 ? currentMTU : 1500) }
     private var started = false
     private var closed = false
 

@@ -328,7 +328,7 @@ public final class Worker: @unchecked Sendable {
             deferred.deallocate()
         }
         context.deferredReverse = deferred
-        context.icmpErrors = ICMPErrorBudget(perSecond: icmpErrorsPerSecond)
+        context.limitICMPErrors(perSecond: icmpErrorsPerSecond)
         var lastChoreSecond = context.now &- 1
         let resolves = index == 0
         // Unretained in the loop: `self.resources` keeps the tables alive while the worker runs.

@@ -23,8 +23,18 @@ public struct PipelineContext {
     /// Where new flows' reverse entries wait for the end of the burst (nil: inserted at once).
     /// See `DeferredReverseEntries`.
     public var deferredReverse: UnsafeMutablePointer<DeferredReverseEntries>?
-    /// The ICMP errors this worker may still originate this second.
-    public var icmpErrors = ICMPErrorBudget(perSecond: ICMPErrorBudget.defaultPerSecond)
+    /// The ICMP errors this worker may still originate this second: towards clients (which any
+    /// sender to a VIP can provoke) and towards backends (which only replies of known flows
+    /// can), kept apart so that a flood of oversized packets to a VIP cannot starve the
+    /// backends' path MTU discovery.
+    public var icmpErrorsToClients = ICMPErrorBudget(perSecond: ICMPErrorBudget.defaultPerSecond)
+    public var icmpErrorsToBackends = ICMPErrorBudget(perSecond: ICMPErrorBudget.defaultPerSecond)
+
+    /// Both ICMP error budgets at `perSecond` each.
+    public mutating func limitICMPErrors(perSecond: Int) {
+        icmpErrorsToClients = ICMPErrorBudget(perSecond: perSecond)
+        icmpErrorsToBackends = ICMPErrorBudget(perSecond: perSecond)
+    }
 
     public init(snapshot: DataPlaneSnapshot, neighbors: NeighborTable, flows: FlowTableView,
                 counters: WorkerCounters, now: UInt32, fragments: FragmentTable = .standalone) {
@@ -42,8 +52,9 @@ public struct PipelineContext {
 /// How many ICMP errors a worker originates: RFC 4443 §2.4(f) requires a node to limit the
 /// rate of the ICMPv6 errors it sends (RFC 1812 §4.3.2.8 recommends it for ICMP), so that a
 /// flood of packets that each earn one (too big for the egress port) cannot turn the balancer
-/// into a flood of errors. `perSecond` per worker, refilled when the coarse clock's second
-/// changes (at most twice that in a second that straddles two); 0 sends none.
+/// into a flood of errors. `perSecond` per worker (a node of N workers sends up to N times it),
+/// refilled when the coarse clock's second changes (at most twice that in a second that
+/// straddles two); 0 sends none.
 public struct ICMPErrorBudget: Sendable {
     /// As Linux's `net.ipv4.icmp_msgs_per_sec`.
     public static let defaultPerSecond = 1000
@@ -895,10 +906,14 @@ public enum PacketPipeline {
     /// in by (`output.port`), from `source` — or, nil, from the packet's destination (a VIP: the
     /// client sees the VIP's path as one hop). Sluice does not fragment, so an IPv4 packet
     /// without DF gets the error too (RFC 1191 asks senders for DF; most stacks set it).
-    @inlinable
+    /// Cold: outlined, so that the callers on the hot path stay small.
+    @inline(never) @usableFromInline
     static func tooBig(_ p: UnsafeMutableRawPointer, length: inout Int, capacity: Int, frame: ParsedFrame,
                        mtu: Int, from source: IPv6Address? = nil, output: inout PacketOutput,
                        context: inout PipelineContext) -> Verdict {
+        // Never to a link-layer multicast or broadcast sender (RFC 1812 §4.3.2.7): the error's
+        // Ethernet destination is the frame's source.
+        guard !MACAddress.load(p, 6).isMulticast else { return .drop(.packetTooBig) }
         return context.snapshot._withUnsafeGuaranteedRef { snapshot in
             let ingress = snapshot.port(output.port)
             let written: Int
@@ -916,7 +931,9 @@ public enum PacketPipeline {
             }
             guard written > 0 else { return .drop(.packetTooBig) }
             // Written in place over the packet, which is dropped either way.
-            guard context.icmpErrors.take(now: context.now) else { return .drop(.icmpRateLimited) }
+            let allowed = source == nil ? context.icmpErrorsToClients.take(now: context.now)
+                                        : context.icmpErrorsToBackends.take(now: context.now)
+            guard allowed else { return .drop(.icmpRateLimited) }
             length = written
             return .transmit(.icmpTooBig)
         }
@@ -1026,7 +1043,7 @@ public enum PacketPipeline {
                 let encapsulation = VXLANEncapsulation(destinationMAC: mac, sourceMAC: egressPort.pointee.mac,
                                                        outer: outer, vni: backend.pointee.vni)
                 guard frame.l3End - frame.l3Offset <= encapsulation.innerMTU(portMTU: egressPort.pointee.mtu) else {
-                    return .drop(.bufferTooSmall)
+                    return .drop(.packetTooBig)
                 }
                 length = frame.l3End   // Ethernet padding, if any, stays out of the tunnel
                 let verdict = wrap(p, length: &length, headroom: headroom, frame: frame, backend: backend, hash: hash,
@@ -1034,6 +1051,8 @@ public enum PacketPipeline {
                                    context: &context)
                 return verdict == .transmit(.forwardToBackend) ? .transmit(.icmpErrorToBackend) : verdict
             }
+            // An error about an error is never sent (RFC 1812 §4.3.2.7): one too big is dropped.
+            guard frame.l3End - frame.l3Offset <= snapshot.port(egress).pointee.mtu else { return .drop(.packetTooBig) }
             mac.store(p, 0)
             snapshot.port(egress).pointee.mac.store(p, 6)
             output.port = egress

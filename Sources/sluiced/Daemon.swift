@@ -130,7 +130,7 @@ final class Daemon {
 
         let snapshot: DataPlaneSnapshot
         do {
-            snapshot = try config.makeSnapshot(portMACs: ports.map(\.mac), file: configPath)
+            snapshot = try config.makeSnapshot(portMACs: ports.map(\.mac), portMTUs: ports.map(\.effectiveMTU), file: configPath)
         } catch {
             throw DPDKError(subject: "config", operation: "services", reason: error.description)
         }
@@ -368,7 +368,8 @@ final class Daemon {
                 Output.line("sluiced: reloaded \(configPath): generation \(generation), \(next.services.count) service(s)")
                 return
             }
-            let snapshot = try next.makeSnapshot(portMACs: ports.map(\.mac), file: configPath, previous: resources.snapshot)
+            let snapshot = try next.makeSnapshot(portMACs: ports.map(\.mac), portMTUs: ports.map(\.effectiveMTU),
+                                                 file: configPath, previous: resources.snapshot)
             for (address, mac) in next.neighbors { resources.neighbors.learn(address.mapped, mac: mac, now: 0, permanent: true) }
             metrics?.willPublish(snapshot)
             let generation = resources.publish(snapshot)

@@ -30,7 +30,8 @@ final class DaemonControlTarget: ControlTarget {
     var now: UInt32 { EAL.tscSeconds }
 
     func publish(_ config: SluicedConfig) throws(ConfigError) -> UInt64 {
-        let next = try config.makeSnapshot(portMACs: ports.map(\.mac), file: "state", previous: resources.snapshot)
+        let next = try config.makeSnapshot(portMACs: ports.map(\.mac), portMTUs: ports.map(\.effectiveMTU), file: "state",
+                                           previous: resources.snapshot)
         for (address, mac) in config.neighbors { resources.neighbors.learn(address.mapped, mac: mac, now: 0, permanent: true) }
         willPublish(next)
         return resources.publish(next)

@@ -77,7 +77,7 @@ struct PipelineGoldenTests {
         defer { withExtendedLifetime((snapshot, neighbors, flows, counters, fragments)) {} }
         var context = PipelineContext(snapshot: snapshot, neighbors: neighbors, flows: flows.view,
                                       counters: counters, now: scenario.now, fragments: fragments)
-        context.icmpErrors = ICMPErrorBudget(perSecond: config.workers.icmpErrorsPerSecond)
+        context.limitICMPErrors(perSecond: config.workers.icmpErrorsPerSecond)
         let deferred = UnsafeMutablePointer<DeferredReverseEntries>.allocate(capacity: 1)
         deferred.initialize(to: DeferredReverseEntries(capacity: 32))
         defer {
