@@ -530,20 +530,19 @@ public enum PacketPipeline {
             }
         }
         let backend = service.backend(backendIndex)
-        if frame.moreFragments {
-            // The first fragment: its later fragments follow it to this backend (full-NAT: from
-            // the flow's pool address).
-            let record = FragmentTable.Record(direction: .toBackend, service: Int(service.id), backend: Int(backend.pointee.id),
-                                              detail: fullNAT ? UInt64(source.poolIndex) : 0)
-            context.fragments._withUnsafeGuaranteedRef {
-                $0.record(fragmentKey(p, frame: frame, snapshot: snapshot), record, now: context.now)
-            }
-        }
+        // A first fragment: its later fragments will follow it to this backend (full-NAT: from
+        // the flow's pool address) — once it has left (named by its addresses as it came).
+        let firstFragmentKey = frame.moreFragments ? fragmentKey(p, frame: frame, snapshot: snapshot) : 0
         let targetPort = backend.pointee.port == 0 ? p.loadBE16(frame.l4Offset + 2) : backend.pointee.port
         let receivedLength = length
         let verdict = transmitToBackend(p, length: &length, capacity: capacity, headroom: headroom, frame: frame,
                                         service: service, backend: backend, targetPort: targetPort, hash: hash,
                                         source: source, snapshot: snapshot, output: &output, context: &context)
+        if frame.moreFragments, verdict == .transmit(.forwardToBackend) {
+            recordFirstFragment(firstFragmentKey, FragmentTable.Record(
+                direction: .toBackend, service: Int(service.id), backend: Int(backend.pointee.id),
+                detail: fullNAT ? UInt64(source.poolIndex) : 0), context: context)
+        }
         // Metrics: a client packet leaves for its backend.
         if verdict == .transmit(.forwardToBackend) {
             let slot = snapshot.backendCounters.slot(serviceID: Int(service.id), backend: backendIndex)
@@ -681,6 +680,13 @@ public enum PacketPipeline {
         egressPort.pointee.mac.store(p, 6)
         output.port = egress
         return .transmit(.forwardToBackend)
+    }
+
+    /// Records where a first fragment went (`FragmentTable`), after it left: one that was
+    /// dropped (too big, no route, …) leaves no record for its later fragments to follow.
+    @inline(never) @usableFromInline
+    static func recordFirstFragment(_ key: UInt64, _ record: FragmentTable.Record, context: PipelineContext) {
+        context.fragments._withUnsafeGuaranteedRef { $0.record(key, record, now: context.now) }
     }
 
     /// The keyed hash naming a fragmented datagram: (source, destination, protocol, IP
@@ -1110,24 +1116,25 @@ public enum PacketPipeline {
               snapshot.services.service(serviceIndex)._withUnsafeGuaranteedRef({ $0.vip.isIPv4Mapped }) == frame.isIPv4
         else { return .drop(.noService) }
         _ = context.flows.update(&handle, event: flowEvent(p, frame: frame, reply: true), now: context.now)
-        if frame.moreFragments && !tunnelled {
-            // A reply's first fragment: its later fragments follow it to the client (`followFragment`).
-            let record = FragmentTable.Record(direction: .toClient, service: FlowBinding.service(value))
-            context.fragments._withUnsafeGuaranteedRef {
-                $0.record(fragmentKey(p, frame: frame, snapshot: snapshot), record, now: context.now)
-            }
-        }
+        // A reply's first fragment: its later fragments will follow it to the client
+        // (`followFragment`) once it has left.
+        let firstFragmentKey = frame.moreFragments && !tunnelled ? fragmentKey(p, frame: frame, snapshot: snapshot) : 0
         let client = frame.isIPv4 ? IPv6Address(ipv4Mapped: p.loadBE32(frame.l3Offset + 16))
                                   : IPv6Address.load(p, frame.l3Offset + 24)
-        return leaveForClient(p, length: &length, capacity: capacity, frame: frame, client: client,
-                              service: snapshot.services.service(serviceIndex),
-                              snapshot: snapshot, output: &output, context: &context, tunnelled: tunnelled) { service in
+        let verdict = leaveForClient(p, length: &length, capacity: capacity, frame: frame, client: client,
+                                     service: snapshot.services.service(serviceIndex),
+                                     snapshot: snapshot, output: &output, context: &context, tunnelled: tunnelled) { service in
             frame.isIPv4
                 ? NATRewrite.rewriteIPv4Source(p, frame: frame, address: IPv4Address(value: service.vip.ipv4Value),
                                                port: FlowBinding.vipPort(value), decrementTTL: true)
                 : NATRewrite.rewriteIPv6Source(p, frame: frame, address: service.vip,
                                                port: FlowBinding.vipPort(value), decrementHopLimit: true)
         }
+        if frame.moreFragments, !tunnelled, verdict == .transmit(.returnToClient) {
+            recordFirstFragment(firstFragmentKey, FragmentTable.Record(direction: .toClient, service: FlowBinding.service(value)),
+                                context: context)
+        }
+        return verdict
     }
 
     /// The last leg of every reply to a client: the route to `client` and its next hop's MAC,
@@ -1199,20 +1206,14 @@ public enum PacketPipeline {
         _ = context.flows.update(&handle, event: event, now: context.now)
         var forwardHandle = forward.handle
         _ = context.flows.update(&forwardHandle, event: event, now: context.now)
-        if frame.moreFragments {
-            // A reply's first fragment: its later fragments follow it, naming the forward entry
-            // as the return entry does (`followFragment`).
-            let record = FragmentTable.Record(direction: .toClient, service: serviceID,
-                                              detail: UInt64(handle.value.backend) << 16 | UInt64(handle.value.aux & 0xFFFF))
-            context.fragments._withUnsafeGuaranteedRef {
-                $0.record(fragmentKey(p, frame: frame, snapshot: snapshot), record, now: context.now)
-            }
-        }
+        // A reply's first fragment: its later fragments will follow it once it has left, naming
+        // the forward entry as the return entry does (`followFragment`).
+        let firstFragmentKey = frame.moreFragments ? fragmentKey(p, frame: frame, snapshot: snapshot) : 0
         let client = forward.key.sourceIPv6   // IPv4-mapped for IPv4 (ConntrackKey's layout)
         let vip = forward.key.destinationIPv6
-        return leaveForClient(p, length: &length, capacity: capacity, frame: frame, client: client,
-                              service: snapshot.services.service(serviceIndex),
-                              snapshot: snapshot, output: &output, context: &context) { _ in
+        let verdict = leaveForClient(p, length: &length, capacity: capacity, frame: frame, client: client,
+                                     service: snapshot.services.service(serviceIndex),
+                                     snapshot: snapshot, output: &output, context: &context) { _ in
             frame.isIPv4
                 ? NATRewrite.rewriteIPv4(p, frame: frame, source: IPv4Address(value: vip.ipv4Value),
                                          sourcePort: forward.key.destinationPort,
@@ -1222,6 +1223,12 @@ public enum PacketPipeline {
                                          destination: client, destinationPort: forward.key.sourcePort,
                                          decrementHopLimit: true)
         }
+        if frame.moreFragments, verdict == .transmit(.returnToClient) {
+            recordFirstFragment(firstFragmentKey, FragmentTable.Record(
+                direction: .toClient, service: serviceID,
+                detail: UInt64(handle.value.backend) << 16 | UInt64(handle.value.aux & 0xFFFF)), context: context)
+        }
+        return verdict
     }
 
     /// True when the forward value's backend and source are what `returnKey` (backend:port →
