@@ -6,8 +6,13 @@
 #include "cdpdk.h"
 
 #include <errno.h>
+#include <net/if.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <rte_eal.h>
 #include <rte_epoll.h>
@@ -92,6 +97,19 @@ int sl_port_info(uint16_t port, struct sl_port_info *info) {
     if (ret != 0) return ret;
     memcpy(info->mac, mac.addr_bytes, RTE_ETHER_ADDR_LEN);
     return 0;
+}
+
+int sl_kernel_interface_mtu(const char *ifname) {
+    struct ifreq request;
+    memset(&request, 0, sizeof(request));
+    if (strlen(ifname) >= sizeof(request.ifr_name)) return -ENAMETOOLONG;
+    snprintf(request.ifr_name, sizeof(request.ifr_name), "%s", ifname);
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    int ret = ioctl(fd, SIOCGIFMTU, &request);
+    int error = errno;
+    close(fd);
+    return ret == 0 ? request.ifr_mtu : -error;
 }
 
 static int fail(struct sl_port_setup_result *result, const char *call, int queue, int ret) {

@@ -28,6 +28,8 @@ public final class PipelineResources: @unchecked Sendable {
     public let flows: FlowTable
     /// Where first fragments went, so later ones follow (shared: RSS may split a datagram).
     public let fragments = FragmentTable()
+    /// Clients' next hops the workers found unresolved, for worker 0's resolver pass.
+    public let neighborMisses = NeighborMisses()
     /// Buffers for the resolver's solicitations and the announcements.
     public let pool: Mempool
     /// DPDK QSBR variable, one reader id per worker index.

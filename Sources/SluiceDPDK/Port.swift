@@ -34,6 +34,15 @@ public struct DeviceSpec: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// The kernel interface a virtual device sits on (its `iface=` argument: af_packet, af_xdp).
+    public var kernelInterface: String? {
+        guard bus == .virtual else { return nil }
+        for argument in spec.split(separator: ",").dropFirst() where argument.hasPrefix("iface=") {
+            return String(argument.dropFirst("iface=".count))
+        }
+        return nil
+    }
+
     /// The EAL arguments that make the EAL create or probe this device.
     public var ealArguments: [String] { bus == .pci ? ["-a", spec] : ["--vdev", spec] }
 
@@ -145,7 +154,14 @@ public final class Port: @unchecked Sendable {
         self.maxTxQueues = Int(info.max_tx_queues)
         self.rssHashCapabilities = info.rss_hash_functions
         self.mac = MACAddress(bytes: info.mac)
-        self.currentMTU = Int(info.mtu)
+        // af_packet and af_xdp sit on a kernel interface whose MTU they do not report (DPDK's
+        // default until one is set through them): ask the kernel.
+        if let interface = device.kernelInterface, self.driver == "net_af_packet" || self.driver == "net_af_xdp" {
+            let mtu = sl_kernel_interface_mtu(interface)
+            self.currentMTU = mtu > 0 ? Int(mtu) : Int(info.mtu)
+        } else {
+            self.currentMTU = Int(info.mtu)
+        }
     }
 
     private let currentMTU: Int

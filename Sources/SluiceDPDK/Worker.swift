@@ -318,7 +318,7 @@ public final class Worker: @unchecked Sendable {
         // quiescent state: publications take effect within one loop iteration.
         var context = PipelineContext(snapshot: resources.load().takeUnretainedValue(), neighbors: resources.neighbors,
                                       flows: flows, counters: counters, now: UInt32(truncatingIfNeeded: sl_rdtsc() / hz),
-                                      fragments: resources.fragments)
+                                      fragments: resources.fragments, neighborMisses: resources.neighborMisses)
         for (i, q) in queues.enumerated() where q.txIPv4Checksum && i < 64 { context.txIPv4ChecksumPorts |= 1 << UInt64(i) }
         // New flows' reverse entries wait for the end of their burst (DeferredReverseEntries).
         let deferred = UnsafeMutablePointer<DeferredReverseEntries>.allocate(capacity: 1)
@@ -359,7 +359,10 @@ public final class Worker: @unchecked Sendable {
         let resolver = snapshot.takeUnretainedValue().resolver
         let expired = resources.neighbors.expire(now: now)
         if expired > 0 { counters.add(.neighborsExpired, UInt64(expired)) }
-        for request in resolver.due(now: now, neighbors: resources.neighbors) {
+        let current = snapshot.takeUnretainedValue()
+        let misses = NeighborResolver.requests(forMisses: resources.neighborMisses.take(now: now), routing: current.routing,
+                                               ports: current.ports, neighbors: resources.neighbors)
+        for request in resolver.due(now: now, neighbors: resources.neighbors) + misses {
             guard let m = sl_mbuf_alloc(resources.pool.pointer) else { return }
             // Safe: a fresh mbuf's data pointer is valid for its capacity.
             let length = NeighborResolver.write(request, into: sl_mbuf_data(m), capacity: Int(sl_mbuf_capacity(m)))

@@ -39,6 +39,22 @@ public struct NeighborResolver: Sendable {
         }
     }
 
+    /// The solicitations for `NeighborMisses`' addresses: each one still unresolved, on a
+    /// connected prefix (its own next hop) of a port with an address of its family.
+    public static func requests(forMisses addresses: [IPv6Address], routing: Routing, ports: [PortContext],
+                                neighbors: NeighborTable) -> [Request] {
+        var requests: [Request] = []
+        for address in addresses {
+            guard let route = routing.nextHop(address), route.hop == address, Int(route.port) < ports.count,
+                  neighbors.lookup(address) == nil else { continue }
+            let port = ports[Int(route.port)]
+            let source = address.isIPv4Mapped ? port.selfIPv4 : port.selfIPv6
+            guard source != .unspecified else { continue }
+            requests.append(Request(port: Int(route.port), target: address, source: source, mac: port.mac))
+        }
+        return requests
+    }
+
     /// Writes the solicitation for `request` into `p`; returns its length (0: no room).
     public static func write(_ request: Request, into p: UnsafeMutableRawPointer, capacity: Int) -> Int {
         if request.target.isIPv4Mapped {

@@ -13,6 +13,8 @@ public struct PipelineContext {
     public var counters: Unmanaged<WorkerCounters>
     /// Where first fragments went (shared by the workers).
     public var fragments: Unmanaged<FragmentTable>
+    /// Clients' next hops found unresolved, for the resolver (shared by the workers).
+    public var neighborMisses: Unmanaged<NeighborMisses>
     /// Coarse time in the flow table's ticks (seconds), read once per burst.
     public var now: UInt32
     /// Outer IPv4 identification for VXLAN, per worker.
@@ -37,10 +39,12 @@ public struct PipelineContext {
     }
 
     public init(snapshot: DataPlaneSnapshot, neighbors: NeighborTable, flows: FlowTableView,
-                counters: WorkerCounters, now: UInt32, fragments: FragmentTable = .standalone) {
+                counters: WorkerCounters, now: UInt32, fragments: FragmentTable = .standalone,
+                neighborMisses: NeighborMisses = .standalone) {
         // Unretained like the others: the context stays trivial, so passing or copying it never
         // touches a reference count (the caller keeps every table alive).
         self.fragments = .passUnretained(fragments)
+        self.neighborMisses = .passUnretained(neighborMisses)
         self.snapshot = .passUnretained(snapshot)
         self.neighbors = .passUnretained(neighbors)
         self.flows = flows
@@ -1148,6 +1152,8 @@ public enum PacketPipeline {
                                rewrite: (Service) -> NATRewrite.Outcome) -> Verdict {
         guard let route = snapshot.routing.nextHop(client) else { return .drop(.noRoute) }
         guard let mac = context.neighbors._withUnsafeGuaranteedRef({ $0.lookup(route.hop) }) else {
+            // Ask for it (a client whose cache holds our MAC sends us nothing to learn it from).
+            context.neighborMisses._withUnsafeGuaranteedRef { $0.note(route.hop, now: context.now) }
             return .drop(.neighborUnresolved)
         }
         let mtu = snapshot.port(Int(route.port)).pointee.mtu

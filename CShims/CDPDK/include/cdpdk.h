@@ -204,6 +204,10 @@ struct sl_port_setup_result {
 /** rte_eth_dev_get_port_by_name: 0 and `*port` set, or a negative errno value. */
 int sl_port_by_name(const char *name, uint16_t *port);
 int sl_port_info(uint16_t port, struct sl_port_info *info);
+/** The kernel network interface `ifname`'s MTU (SIOCGIFMTU), or a negative errno value. The
+ *  af_packet and af_xdp PMDs report DPDK's default (1500) until an MTU is set through them,
+ *  whatever the interface they sit on has. */
+int sl_kernel_interface_mtu(const char *ifname);
 /** Configures the device, its MTU and every RX/TX queue. Does not start it. */
 int sl_port_configure(uint16_t port, const struct sl_port_setup *setup, struct sl_port_setup_result *result);
 int sl_port_set_mac(uint16_t port, const uint8_t mac[RTE_ETHER_ADDR_LEN]);
