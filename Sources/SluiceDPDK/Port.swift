@@ -35,10 +35,13 @@ public struct DeviceSpec: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// The kernel interface a virtual device sits on (its `iface=` argument: af_packet, af_xdp).
-    public var kernelInterface: String? {
+    public var kernelInterface: String? { argument("iface") }
+
+    /// The value of a virtual device's `name=value` argument.
+    public func argument(_ name: String) -> String? {
         guard bus == .virtual else { return nil }
-        for argument in spec.split(separator: ",").dropFirst() where argument.hasPrefix("iface=") {
-            return String(argument.dropFirst("iface=".count))
+        for argument in spec.split(separator: ",").dropFirst() where argument.hasPrefix(name + "=") {
+            return String(argument.dropFirst(name.count + 1))
         }
         return nil
     }
@@ -158,7 +161,16 @@ public final class Port: @unchecked Sendable {
         // default until one is set through them): ask the kernel.
         if let interface = device.kernelInterface, self.driver == "net_af_packet" || self.driver == "net_af_xdp" {
             let mtu = sl_kernel_interface_mtu(interface)
-            self.currentMTU = mtu > 0 ? Int(mtu) : Int(info.mtu)
+            var usable = mtu > 0 ? Int(mtu) : Int(info.mtu)
+            if self.driver == "net_af_packet" {
+                // Its ring frames hold `framesz` bytes (default 2048) after a 64-byte TPACKET2
+                // header: a bigger packet is cut on RX and refused on TX. Cap the MTU there (an
+                // Ethernet header and one VLAN tag besides), so that a bigger one gets ICMP
+                // "too big" rather than vanishing.
+                let frame = Int(device.argument("framesz") ?? "") ?? 2048
+                usable = min(usable, frame - 64 - 18)
+            }
+            self.currentMTU = usable
         } else {
             self.currentMTU = Int(info.mtu)
         }

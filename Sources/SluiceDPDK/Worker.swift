@@ -360,9 +360,11 @@ public final class Worker: @unchecked Sendable {
         let expired = resources.neighbors.expire(now: now)
         if expired > 0 { counters.add(.neighborsExpired, UInt64(expired)) }
         let current = snapshot.takeUnretainedValue()
+        let due = resolver.due(now: now, neighbors: resources.neighbors)
         let misses = NeighborResolver.requests(forMisses: resources.neighborMisses.take(now: now), routing: current.routing,
-                                               ports: current.ports, neighbors: resources.neighbors)
-        for request in resolver.due(now: now, neighbors: resources.neighbors) + misses {
+                                               ports: current.ports, neighbors: resources.neighbors, alreadyDue: due)
+        if !misses.isEmpty { counters.add(.neighborMissesSolicited, UInt64(misses.count)) }
+        for request in due + misses {
             guard let m = sl_mbuf_alloc(resources.pool.pointer) else { return }
             // Safe: a fresh mbuf's data pointer is valid for its capacity.
             let length = NeighborResolver.write(request, into: sl_mbuf_data(m), capacity: Int(sl_mbuf_capacity(m)))

@@ -12,7 +12,8 @@ import SluiceCore
 ///
 /// Bounded and lossy on purpose: direct-mapped, `capacity` slots, overwritten, never grown, so
 /// that replies to spoofed clients across a /64 cost at most `capacity` solicitations a second
-/// and no neighbor-table slot (those are never freed). Two workers writing one slot at once
+/// and no neighbor-table slot for an address nobody answers (slots are never freed; a real
+/// host that answers is learned, as it would be from its own request). Two workers writing one slot at once
 /// can leave a torn address; the resolver asks only for addresses inside a connected prefix,
 /// so the worst case is one solicitation for a host that does not exist.
 public final class NeighborMisses: @unchecked Sendable {
@@ -49,8 +50,8 @@ public final class NeighborMisses: @unchecked Sendable {
     }
 
     /// Notes that `address` was needed and unresolved at second `now`. Cold (a drop path), and
-    /// cheap when the address is already noted this second.
-    @inlinable
+    /// cheap when the address is already noted this second; outlined to keep its caller small.
+    @inline(never)
     public func note(_ address: IPv6Address, now: UInt32) {
         let mix = (address.high ^ address.low) &* 0x9E37_79B9_7F4A_7C15
         let slot = slots + (Int(truncatingIfNeeded: mix >> 40) & mask)

@@ -39,15 +39,21 @@ public struct NeighborResolver: Sendable {
         }
     }
 
-    /// The solicitations for `NeighborMisses`' addresses: each one still unresolved, on a
-    /// connected prefix (its own next hop) of a port with an address of its family.
+    /// The solicitations for `NeighborMisses`' addresses: each one still unresolved, unicast,
+    /// not ours, on a connected prefix (its own next hop) of a port with an address of its
+    /// family, and not already among `alreadyDue` (the resolver's own requests this pass).
     public static func requests(forMisses addresses: [IPv6Address], routing: Routing, ports: [PortContext],
-                                neighbors: NeighborTable) -> [Request] {
+                                neighbors: NeighborTable, alreadyDue: [Request] = []) -> [Request] {
         var requests: [Request] = []
-        for address in addresses {
-            guard let route = routing.nextHop(address), route.hop == address, Int(route.port) < ports.count,
+        for address in addresses where !alreadyDue.contains(where: { $0.target == address }) {
+            let unicast = address.isIPv4Mapped
+                ? !IPv4Address(value: address.ipv4Value).isMulticast && address.ipv4Value != 0 && address.ipv4Value != .max
+                : !address.isMulticast && address != .unspecified
+            guard unicast, let route = routing.nextHop(address), route.hop == address, Int(route.port) < ports.count,
                   neighbors.lookup(address) == nil else { continue }
             let port = ports[Int(route.port)]
+            let ours = address.isIPv4Mapped ? port.owned.macFor(address.ipv4Value) : port.owned.macFor(address)
+            guard ours == nil else { continue }
             let source = address.isIPv4Mapped ? port.selfIPv4 : port.selfIPv6
             guard source != .unspecified else { continue }
             requests.append(Request(port: Int(route.port), target: address, source: source, mac: port.mac))

@@ -37,6 +37,8 @@ public enum Counter: Int, CaseIterable, Sendable {
     /// the backends' replies find no way back
     /// (drop_not_owned_address) until the client's next SYN on the flow puts the entry back.
     case reverseEntriesLost
+    /// Solicitations for clients a reply found unresolved (`NeighborMisses`).
+    case neighborMissesSolicited
 
     public var name: String {
         switch self {
@@ -56,6 +58,7 @@ public enum Counter: Int, CaseIterable, Sendable {
         case .flowsRebound: "flows_rebound"
         case .neighborsExpired: "neighbors_expired"
         case .reverseEntriesLost: "reverse_entries_lost"
+        case .neighborMissesSolicited: "neighbor_misses_solicited"
         }
     }
 }

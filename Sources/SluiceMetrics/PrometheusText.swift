@@ -149,6 +149,8 @@ extension MetricsSample {
             (.reverseEntriesLost, "reverse_entries_lost",
              "Reply-direction entry inserts that found the connection table full (those flows' replies are dropped)."),
             (.neighborsLearned, "neighbors_learned", "Neighbors (IP to MAC) learned or refreshed from ARP and NDP."),
+            (.neighborMissesSolicited, "neighbor_misses_solicited",
+             "ARP requests / neighbor solicitations for clients a reply found unresolved."),
             (.fragmentsFollowed, "fragments_followed",
              "Later IP fragments sent where their datagram's first fragment went (to its backend, or back to its client)."),
             (.flowsRebound, "flows_rebound", "Known flows whose backend had left the service, balanced again and rebound."),

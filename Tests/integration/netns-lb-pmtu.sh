@@ -74,6 +74,10 @@ run_variant() {
   [ "$rc" -eq 0 ] || fail "$name: sluiced exited $rc on SIGINT"
   [ "$(counter icmp_too_big)" -ge 2 ] || fail "$name: icmp_too_big $(counter icmp_too_big): sluiced sent no errors"
   [ -z "$(counter drop_packet_too_big)" ] || fail "$name: packet_too_big drops: $(counter drop_packet_too_big)"
+  if [ "$how" = kernel ]; then
+    # Started under the client's warm cache: the first replies found the client unresolved.
+    [ "$(counter neighbor_misses_solicited)" -ge 1 ] || fail "$name: sluiced never solicited the client"
+  fi
   echo "ok: $name: icmp_too_big=$(counter icmp_too_big), $learned backend route(s) at path MTU $mtu"
 }
 
