@@ -765,15 +765,9 @@ public enum PacketPipeline {
                       forward.key.proto == frame.l4Protocol,
                       FlowBinding.service(forward.handle.value) == first.service else { return .drop(.fragmentNotHandled) }
                 context.counters._withUnsafeGuaranteedRef { $0.add(.fragmentsFollowed) }
-                let client = forward.key.sourceIPv6, vip = forward.key.destinationIPv6
-                return leaveForClient(p, length: &length, capacity: capacity, frame: frame, client: client,
+                return leaveForClient(p, length: &length, capacity: capacity, frame: frame, client: forward.key.sourceIPv6,
                                       service: serviceRef, snapshot: snapshot, output: &output, context: &context) { _ in
-                    frame.isIPv4
-                        ? NATRewrite.rewriteIPv4(p, frame: frame, source: IPv4Address(value: vip.ipv4Value), sourcePort: 0,
-                                                 destination: IPv4Address(value: client.ipv4Value), destinationPort: 0,
-                                                 decrementTTL: true)
-                        : NATRewrite.rewriteIPv6(p, frame: frame, source: vip, sourcePort: 0, destination: client,
-                                                 destinationPort: 0, decrementHopLimit: true)
+                    rewriteFullNATReply(p, frame: frame, forward: forward.key)
                 }
             }
             context.counters._withUnsafeGuaranteedRef { $0.add(.fragmentsFollowed) }
@@ -781,10 +775,7 @@ public enum PacketPipeline {
                                       : IPv6Address.load(p, frame.l3Offset + 24)
             return leaveForClient(p, length: &length, capacity: capacity, frame: frame, client: client,
                                   service: serviceRef, snapshot: snapshot, output: &output, context: &context) { service in
-                frame.isIPv4
-                    ? NATRewrite.rewriteIPv4Source(p, frame: frame, address: IPv4Address(value: service.vip.ipv4Value),
-                                                   port: 0, decrementTTL: true)
-                    : NATRewrite.rewriteIPv6Source(p, frame: frame, address: service.vip, port: 0, decrementHopLimit: true)
+                rewriteReplySource(p, frame: frame, vip: service.vip, port: 0)
             }
         }
     }
@@ -1128,17 +1119,38 @@ public enum PacketPipeline {
         let verdict = leaveForClient(p, length: &length, capacity: capacity, frame: frame, client: client,
                                      service: snapshot.services.service(serviceIndex),
                                      snapshot: snapshot, output: &output, context: &context, tunnelled: tunnelled) { service in
-            frame.isIPv4
-                ? NATRewrite.rewriteIPv4Source(p, frame: frame, address: IPv4Address(value: service.vip.ipv4Value),
-                                               port: FlowBinding.vipPort(value), decrementTTL: true)
-                : NATRewrite.rewriteIPv6Source(p, frame: frame, address: service.vip,
-                                               port: FlowBinding.vipPort(value), decrementHopLimit: true)
+            rewriteReplySource(p, frame: frame, vip: service.vip, port: FlowBinding.vipPort(value))
         }
         if frame.moreFragments, !tunnelled, verdict == .transmit(.returnToClient) {
             recordFirstFragment(firstFragmentKey, FragmentTable.Record(direction: .toClient, service: FlowBinding.service(value)),
                                 context: context)
         }
         return verdict
+    }
+
+    /// A dnat / vxlan reply's NAT: it leaves from the VIP and `port` (a later fragment has no
+    /// port to rewrite: only its address changes).
+    @inlinable @inline(__always)
+    static func rewriteReplySource(_ p: UnsafeMutableRawPointer, frame: ParsedFrame, vip: IPv6Address,
+                                   port: UInt16) -> NATRewrite.Outcome {
+        frame.isIPv4
+            ? NATRewrite.rewriteIPv4Source(p, frame: frame, address: IPv4Address(value: vip.ipv4Value), port: port,
+                                           decrementTTL: true)
+            : NATRewrite.rewriteIPv6Source(p, frame: frame, address: vip, port: port, decrementHopLimit: true)
+    }
+
+    /// A full-NAT reply's NAT: from the VIP:port to the client:port that the flow's forward entry
+    /// holds (IPv4-mapped for IPv4, ConntrackKey's layout; a later fragment keeps its ports).
+    @inlinable @inline(__always)
+    static func rewriteFullNATReply(_ p: UnsafeMutableRawPointer, frame: ParsedFrame,
+                                    forward key: ConntrackKey) -> NATRewrite.Outcome {
+        let client = key.sourceIPv6, vip = key.destinationIPv6
+        return frame.isIPv4
+            ? NATRewrite.rewriteIPv4(p, frame: frame, source: IPv4Address(value: vip.ipv4Value), sourcePort: key.destinationPort,
+                                     destination: IPv4Address(value: client.ipv4Value), destinationPort: key.sourcePort,
+                                     decrementTTL: true)
+            : NATRewrite.rewriteIPv6(p, frame: frame, source: vip, sourcePort: key.destinationPort, destination: client,
+                                     destinationPort: key.sourcePort, decrementHopLimit: true)
     }
 
     /// The last leg of every reply to a client: the route to `client` and its next hop's MAC,
@@ -1215,19 +1227,10 @@ public enum PacketPipeline {
         // A reply's first fragment: its later fragments will follow it once it has left, naming
         // the forward entry as the return entry does (`followFragment`).
         let firstFragmentKey = frame.moreFragments ? fragmentKey(p, frame: frame, snapshot: snapshot) : 0
-        let client = forward.key.sourceIPv6   // IPv4-mapped for IPv4 (ConntrackKey's layout)
-        let vip = forward.key.destinationIPv6
-        let verdict = leaveForClient(p, length: &length, capacity: capacity, frame: frame, client: client,
+        let verdict = leaveForClient(p, length: &length, capacity: capacity, frame: frame, client: forward.key.sourceIPv6,
                                      service: snapshot.services.service(serviceIndex),
                                      snapshot: snapshot, output: &output, context: &context) { _ in
-            frame.isIPv4
-                ? NATRewrite.rewriteIPv4(p, frame: frame, source: IPv4Address(value: vip.ipv4Value),
-                                         sourcePort: forward.key.destinationPort,
-                                         destination: IPv4Address(value: client.ipv4Value),
-                                         destinationPort: forward.key.sourcePort, decrementTTL: true)
-                : NATRewrite.rewriteIPv6(p, frame: frame, source: vip, sourcePort: forward.key.destinationPort,
-                                         destination: client, destinationPort: forward.key.sourcePort,
-                                         decrementHopLimit: true)
+            rewriteFullNATReply(p, frame: frame, forward: forward.key)
         }
         if frame.moreFragments, verdict == .transmit(.returnToClient) {
             recordFirstFragment(firstFragmentKey, FragmentTable.Record(
