@@ -46,9 +46,9 @@ public struct NeighborResolver: Sendable {
                                 neighbors: NeighborTable, alreadyDue: [Request] = []) -> [Request] {
         var requests: [Request] = []
         for address in addresses where !alreadyDue.contains(where: { $0.target == address }) {
-            let unicast = address.isIPv4Mapped
-                ? !IPv4Address(value: address.ipv4Value).isMulticast && address.ipv4Value != 0 && address.ipv4Value != .max
-                : !address.isMulticast && address != .unspecified
+            let v4 = IPv4Address(value: address.ipv4Value)
+            let unicast = address.isIPv4Mapped ? !v4.isMulticast && !v4.isUnspecified && !v4.isLimitedBroadcast
+                                               : !address.isMulticast && !address.isUnspecified
             guard unicast, let route = routing.nextHop(address), route.hop == address, Int(route.port) < ports.count,
                   neighbors.lookup(address) == nil else { continue }
             let port = ports[Int(route.port)]

@@ -926,7 +926,7 @@ public enum PacketPipeline {
                                                          source: from)
             } else {
                 let from = source ?? IPv6Address.load(p, frame.l3Offset + 24)
-                guard from != .unspecified else { return .drop(.packetTooBig) }
+                guard !from.isUnspecified else { return .drop(.packetTooBig) }
                 written = ICMPTooBig.packetTooBig(p, length: length, capacity: capacity, frame: frame,
                                                   mtu: UInt32(clamping: mtu), sourceMAC: ingress.pointee.mac, source: from)
             }
