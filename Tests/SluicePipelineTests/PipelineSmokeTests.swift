@@ -20,6 +20,13 @@ import SluiceMaglev
         port: 80
         backends: [{ address: 198.51.100.11, port: 8080 }, { address: 198.51.100.12, port: 8080 }]
     """
+    /// The backends' and the client's MACs, known from the start.
+    static let neighborsYAML = """
+
+        neighbors: [{ address: 198.51.100.11, mac: "02:00:00:00:be:11" }, { address: 198.51.100.12, mac: "02:00:00:00:be:12" },
+                    { address: 192.0.2.100, mac: "02:00:00:00:0c:01" }]
+        """
+    static let yamlWithNeighbors = yaml + neighborsYAML
     let mac0 = MACAddress("02:00:00:00:00:01")!
     let mac1 = MACAddress("02:00:00:00:00:02")!
     let clientMAC = MACAddress("02:00:00:00:0c:01")!
@@ -126,27 +133,7 @@ import SluiceMaglev
     /// entry is in at once (the next packet of the flow finds it), and a burst of more new
     /// flows than the buffer holds commits what was kept before keeping more.
     @Test func reverseEntriesKeptBackUntilTheBurstEnds() throws {
-        let config = try SluicedConfig.parse(yaml: Self.yaml + """
-
-            neighbors: [{ address: 198.51.100.11, mac: "02:00:00:00:be:11" }, { address: 198.51.100.12, mac: "02:00:00:00:be:12" },
-                        { address: 192.0.2.100, mac: "02:00:00:00:0c:01" }]
-            """, file: "t.yaml")
-        let snapshot = try config.makeSnapshot(portMACs: [mac0, mac1])
-        let neighbors = NeighborTable(capacity: 64)
-        for (a, m) in config.neighbors { neighbors.learn(a.mapped, mac: m, now: 100) }
-        let flows = try FlowTable(capacity: 1024)
-        let counters = WorkerCounters()
-        let fragmentTable = FragmentTable(capacity: 64)
-        let deferred = UnsafeMutablePointer<DeferredReverseEntries>.allocate(capacity: 1)
-        deferred.initialize(to: DeferredReverseEntries(capacity: 2))
-        defer {
-            deferred.deinitialize(count: 1)
-            deferred.deallocate()
-            withExtendedLifetime((snapshot, neighbors, flows, counters, fragmentTable)) {}
-        }
-        var context = PipelineContext(snapshot: snapshot, neighbors: neighbors, flows: flows.view, counters: counters, now: 100,
-                                      fragments: fragmentTable)
-        context.deferredReverse = deferred
+        let h = try PipelineHarness(yaml: Self.yamlWithNeighbors, portMACs: [mac0, mac1], keptBack: 2)
         let client: UInt32 = 0xC000_0264
         let vip: UInt32 = 0xC000_020A
         // Three new flows in one "burst": two kept back (the buffer's capacity); the third
@@ -154,28 +141,28 @@ import SluiceMaglev
         var backends: [UInt32] = []
         for port: UInt16 in [40000, 40001, 40002] {
             var syn = tcpFrame(dstMAC: mac0, srcMAC: clientMAC, src: client, dst: vip, sport: port, dport: 80, flags: 0x02)
-            #expect(run(&syn, ingress: 0, &context).0 == .transmit(.forwardToBackend))
+            #expect(run(&syn, ingress: 0, &h.contexts[0]).0 == .transmit(.forwardToBackend))
             backends.append(syn.withUnsafeBytes { UnsafeRawPointer($0.baseAddress!).loadBE32(30) })
         }
-        #expect(deferred.pointee.count == 1)
-        #expect(flows.view.count(now: 100) == 5)    // three forward entries and the two reverse ones committed early
+        #expect(h.deferred.pointee.count == 1)
+        #expect(h.flows.view.count(now: 100) == 5)    // three forward entries and the two reverse ones committed early
         func reply(_ i: Int) -> Verdict {
             let bmac = MACAddress(backends[i] == 0xC633_640B ? "02:00:00:00:be:11" : "02:00:00:00:be:12")!
             var r = tcpFrame(dstMAC: mac1, srcMAC: bmac, src: backends[i], dst: client, sport: 8080, dport: 40000 + UInt16(i), flags: 0x12)
-            return run(&r, ingress: 1, &context).0
+            return run(&r, ingress: 1, &h.contexts[0]).0
         }
         // The forward entry is in: the flow's next packet keeps its backend, no new flow.
         var ack = tcpFrame(dstMAC: mac0, srcMAC: clientMAC, src: client, dst: vip, sport: 40000, dport: 80, flags: 0x10)
-        _ = run(&ack, ingress: 0, &context)
+        _ = run(&ack, ingress: 0, &h.contexts[0])
         #expect(ack.withUnsafeBytes { UnsafeRawPointer($0.baseAddress!).loadBE32(30) } == backends[0])
-        #expect(counters.read(.newFlows) == 3)
+        #expect(h.counters[0].read(.newFlows) == 3)
         // Kept back: no way back yet for the third; the first two went in when the buffer was full.
         #expect(reply(0) == .transmit(.returnToClient))
         #expect(reply(1) == .transmit(.returnToClient))
         #expect(reply(2) == .drop(.notOwnedAddress))
-        PacketPipeline.commitDeferred(&context)
-        #expect(deferred.pointee.count == 0)
-        #expect(flows.view.count(now: 100) == 6)
+        PacketPipeline.commitDeferred(&h.contexts[0])
+        #expect(h.deferred.pointee.count == 0)
+        #expect(h.flows.view.count(now: 100) == 6)
         #expect(reply(2) == .transmit(.returnToClient))
     }
 
@@ -184,98 +171,62 @@ import SluiceMaglev
     /// entry and inserts the reverse entry itself: B's copy of the SYN may reach the backend
     /// before A's burst ends, and its reply must find the way back.
     @Test func aSecondWorkerMeetingTheFlowInsertsItsReverseEntry() throws {
-        let config = try SluicedConfig.parse(yaml: Self.yaml + """
-
-            neighbors: [{ address: 198.51.100.11, mac: "02:00:00:00:be:11" }, { address: 198.51.100.12, mac: "02:00:00:00:be:12" },
-                        { address: 192.0.2.100, mac: "02:00:00:00:0c:01" }]
-            """, file: "t.yaml")
-        let snapshot = try config.makeSnapshot(portMACs: [mac0, mac1])
-        let neighbors = NeighborTable(capacity: 64)
-        for (a, m) in config.neighbors { neighbors.learn(a.mapped, mac: m, now: 100) }
-        let flows = try FlowTable(capacity: 1024)
-        let counters = [WorkerCounters(), WorkerCounters()]
-        let fragmentTable = FragmentTable(capacity: 64)
-        let deferred = UnsafeMutablePointer<DeferredReverseEntries>.allocate(capacity: 2)
-        for i in 0..<2 { (deferred + i).initialize(to: DeferredReverseEntries(capacity: 32)) }
-        defer {
-            deferred.deinitialize(count: 2)
-            deferred.deallocate()
-            withExtendedLifetime((snapshot, neighbors, flows, counters, fragmentTable)) {}
-        }
-        var workers = (0..<2).map { i in
-            var c = PipelineContext(snapshot: snapshot, neighbors: neighbors, flows: flows.view, counters: counters[i], now: 100,
-                                    fragments: fragmentTable)
-            c.deferredReverse = deferred + i
-            return c
-        }
+        let h = try PipelineHarness(yaml: Self.yamlWithNeighbors, portMACs: [mac0, mac1], workers: 2, keptBack: 32)
         let client: UInt32 = 0xC000_0264
         let vip: UInt32 = 0xC000_020A
         var synA = tcpFrame(dstMAC: mac0, srcMAC: clientMAC, src: client, dst: vip, sport: 41000, dport: 80, flags: 0x02)
-        #expect(run(&synA, ingress: 0, &workers[0]).0 == .transmit(.forwardToBackend))
+        #expect(run(&synA, ingress: 0, &h.contexts[0]).0 == .transmit(.forwardToBackend))
         var synB = tcpFrame(dstMAC: mac0, srcMAC: clientMAC, src: client, dst: vip, sport: 41000, dport: 80, flags: 0x02)
-        #expect(run(&synB, ingress: 0, &workers[1]).0 == .transmit(.forwardToBackend))
+        #expect(run(&synB, ingress: 0, &h.contexts[1]).0 == .transmit(.forwardToBackend))
         let backend = synA.withUnsafeBytes { UnsafeRawPointer($0.baseAddress!).loadBE32(30) }
         #expect(synB.withUnsafeBytes { UnsafeRawPointer($0.baseAddress!).loadBE32(30) } == backend)
-        #expect(counters[0].read(.newFlows) == 1 && counters[1].read(.newFlows) == 0)
-        #expect(deferred[0].count == 1 && deferred[1].count == 1)
+        #expect(h.counters[0].read(.newFlows) == 1 && h.counters[1].read(.newFlows) == 0)
+        #expect(h.deferred[0].count == 1 && h.deferred[1].count == 1)
         // B's burst ends first: its frames leave, and the reply has its way back already.
-        PacketPipeline.commitDeferred(&workers[1])
+        PacketPipeline.commitDeferred(&h.contexts[1])
         let bmac = MACAddress(backend == 0xC633_640B ? "02:00:00:00:be:11" : "02:00:00:00:be:12")!
         var reply = tcpFrame(dstMAC: mac1, srcMAC: bmac, src: backend, dst: client, sport: 8080, dport: 41000, flags: 0x12)
-        #expect(run(&reply, ingress: 1, &workers[1]).0 == .transmit(.returnToClient))
+        #expect(run(&reply, ingress: 1, &h.contexts[1]).0 == .transmit(.returnToClient))
         // A's commit finds the entry in place: still one forward and one reverse entry.
-        PacketPipeline.commitDeferred(&workers[0])
-        #expect(flows.view.count(now: 100) == 2)
+        PacketPipeline.commitDeferred(&h.contexts[0])
+        #expect(h.flows.view.count(now: 100) == 2)
     }
 
     /// A client reuses a 5-tuple whose connection closed: the forward entry is still there (its
     /// TIME_WAIT) but the reverse entry already expired. The new SYN keeps the flow's backend
     /// and puts the reverse entry back, so the SYN-ACK returns (it was dropped before).
     @Test func aSYNOnAKnownFlowRestoresAnExpiredReverseEntry() throws {
-        let config = try SluicedConfig.parse(yaml: Self.yaml + """
-
-            neighbors: [{ address: 198.51.100.11, mac: "02:00:00:00:be:11" }, { address: 198.51.100.12, mac: "02:00:00:00:be:12" },
-                        { address: 192.0.2.100, mac: "02:00:00:00:0c:01" }]
-            """, file: "t.yaml")
-        let snapshot = try config.makeSnapshot(portMACs: [mac0, mac1])
-        let neighbors = NeighborTable(capacity: 64)
-        for (a, m) in config.neighbors { neighbors.learn(a.mapped, mac: m, now: 100) }
-        let flows = try FlowTable(capacity: 1024)
-        let counters = WorkerCounters()
-        let fragmentTable = FragmentTable(capacity: 64)
-        defer { withExtendedLifetime((snapshot, neighbors, flows, counters, fragmentTable)) {} }
-        var context = PipelineContext(snapshot: snapshot, neighbors: neighbors, flows: flows.view, counters: counters, now: 100,
-                                      fragments: fragmentTable)
+        let h = try PipelineHarness(yaml: Self.yamlWithNeighbors, portMACs: [mac0, mac1])
         let client: UInt32 = 0xC000_0264
         let vip: UInt32 = 0xC000_020A
         var syn = tcpFrame(dstMAC: mac0, srcMAC: clientMAC, src: client, dst: vip, sport: 42000, dport: 80, flags: 0x02)
-        #expect(run(&syn, ingress: 0, &context).0 == .transmit(.forwardToBackend))
+        #expect(run(&syn, ingress: 0, &h.contexts[0]).0 == .transmit(.forwardToBackend))
         let backend = syn.withUnsafeBytes { UnsafeRawPointer($0.baseAddress!).loadBE32(30) }
         let bmac = MACAddress(backend == 0xC633_640B ? "02:00:00:00:be:11" : "02:00:00:00:be:12")!
         func reply() -> Verdict {
             var r = tcpFrame(dstMAC: mac1, srcMAC: bmac, src: backend, dst: client, sport: 8080, dport: 42000, flags: 0x12)
-            return run(&r, ingress: 1, &context).0
+            return run(&r, ingress: 1, &h.contexts[0]).0
         }
         #expect(reply() == .transmit(.returnToClient))
         // The reverse entry expires first; the forward entry stays.
         let reverseKey = ConntrackKey(source: IPv4Address(value: backend), destination: IPv4Address(value: client), sourcePort: 8080,
                                       destinationPort: 42000, protocol: 6, zone: 1)
-        let reverseHash = snapshot.hasher.hash(IPv4FlowKey(source: IPv4Address(value: backend), destination: IPv4Address(value: client),
+        let reverseHash = h.snapshot.hasher.hash(IPv4FlowKey(source: IPv4Address(value: backend), destination: IPv4Address(value: client),
                                                            sourcePort: 8080, destinationPort: 42000, proto: 6))
-        #expect(flows.view.remove(reverseKey, hash: reverseHash))
+        #expect(h.flows.view.remove(reverseKey, hash: reverseHash))
         #expect(reply() == .drop(.notOwnedAddress))
-        #expect(flows.view.count(now: 100) == 1)
+        #expect(h.flows.view.count(now: 100) == 1)
         // The client opens a new connection on the same 5-tuple.
         syn = tcpFrame(dstMAC: mac0, srcMAC: clientMAC, src: client, dst: vip, sport: 42000, dport: 80, flags: 0x02)
-        #expect(run(&syn, ingress: 0, &context).0 == .transmit(.forwardToBackend))
+        #expect(run(&syn, ingress: 0, &h.contexts[0]).0 == .transmit(.forwardToBackend))
         #expect(syn.withUnsafeBytes { UnsafeRawPointer($0.baseAddress!).loadBE32(30) } == backend)
-        #expect(counters.read(.newFlows) == 1)
+        #expect(h.counters[0].read(.newFlows) == 1)
         #expect(reply() == .transmit(.returnToClient))
         // A segment that is not a SYN does not (re)insert it.
-        #expect(flows.view.remove(reverseKey, hash: reverseHash))
+        #expect(h.flows.view.remove(reverseKey, hash: reverseHash))
         var ack = tcpFrame(dstMAC: mac0, srcMAC: clientMAC, src: client, dst: vip, sport: 42000, dport: 80, flags: 0x10)
-        #expect(run(&ack, ingress: 0, &context).0 == .transmit(.forwardToBackend))
-        #expect(flows.view.count(now: 100) == 1)
+        #expect(run(&ack, ingress: 0, &h.contexts[0]).0 == .transmit(.forwardToBackend))
+        #expect(h.flows.view.count(now: 100) == 1)
     }
 
     /// A new flow whose forward entry fits but whose reverse entry finds its probe window full of
@@ -284,27 +235,8 @@ import SluiceMaglev
     /// was kept back to the end of the burst.
     @Test(arguments: [false, true])
     func aReverseEntryWithNoRoomIsCounted(deferredInserts: Bool) throws {
-        let config = try SluicedConfig.parse(yaml: Self.yaml.replacingOccurrences(
-            of: ", { address: 198.51.100.12, port: 8080 }", with: "") + """
-
-            neighbors: [{ address: 198.51.100.11, mac: "02:00:00:00:be:11" }, { address: 192.0.2.100, mac: "02:00:00:00:0c:01" }]
-            """, file: "t.yaml")
-        let snapshot = try config.makeSnapshot(portMACs: [mac0, mac1])
-        let neighbors = NeighborTable(capacity: 64)
-        for (a, m) in config.neighbors { neighbors.learn(a.mapped, mac: m, now: 100) }
-        let flows = try FlowTable(capacity: 1024)
-        let counters = WorkerCounters()
-        let fragmentTable = FragmentTable(capacity: 64)
-        let deferred = UnsafeMutablePointer<DeferredReverseEntries>.allocate(capacity: 1)
-        deferred.initialize(to: DeferredReverseEntries(capacity: 32))
-        defer {
-            deferred.deinitialize(count: 1)
-            deferred.deallocate()
-            withExtendedLifetime((snapshot, neighbors, flows, counters, fragmentTable)) {}
-        }
-        var context = PipelineContext(snapshot: snapshot, neighbors: neighbors, flows: flows.view, counters: counters, now: 100,
-                                      fragments: fragmentTable)
-        if deferredInserts { context.deferredReverse = deferred }
+        let h = try PipelineHarness(yaml: Self.yaml.replacingOccurrences(of: ", { address: 198.51.100.12, port: 8080 }", with: "")
+                                        + Self.neighborsYAML, portMACs: [mac0, mac1], keptBack: deferredInserts ? 32 : nil)
         let client: UInt32 = 0xC000_0264, vip: UInt32 = 0xC000_020A, backend: UInt32 = 0xC633_640B
         // Fill the table with UDP flows (not evictable) until some inserts fail: some probe
         // windows are full, most still have room.
@@ -314,9 +246,9 @@ import SluiceMaglev
             let source = IPv4Address(value: 0xCB00_7100 | (filler & 0xFF)), destination = IPv4Address(value: 0xC633_6400 | (filler >> 8 & 0xFF))
             let port = UInt16(truncatingIfNeeded: filler >> 16) &+ 1
             let key = ConntrackKey(source: source, destination: destination, sourcePort: port, destinationPort: 53, protocol: 17)
-            let hash = snapshot.hasher.hash(IPv4FlowKey(source: source, destination: destination, sourcePort: port,
+            let hash = h.snapshot.hasher.hash(IPv4FlowKey(source: source, destination: destination, sourcePort: port,
                                                         destinationPort: 53, proto: 17))
-            if case .full = flows.view.insert(key, hash: hash, value: FlowValue(backend: 0), event: .packet(), now: 100) {
+            if case .full = h.flows.view.insert(key, hash: hash, value: FlowValue(backend: 0), event: .packet(), now: 100) {
                 failed += 1
             }
         }
@@ -326,27 +258,27 @@ import SluiceMaglev
         for port in UInt16(40000)..<50000 {
             let b = IPv4Address(value: backend), c = IPv4Address(value: client)
             let reverse = ConntrackKey(source: b, destination: c, sourcePort: 8080, destinationPort: port, protocol: 6, zone: 1)
-            let hash = snapshot.hasher.hash(IPv4FlowKey(source: b, destination: c, sourcePort: 8080, destinationPort: port, proto: 6))
-            switch flows.view.insert(reverse, hash: hash, value: FlowValue(backend: 0), event: .tcp(flags: 0x02), now: 100) {
+            let hash = h.snapshot.hasher.hash(IPv4FlowKey(source: b, destination: c, sourcePort: 8080, destinationPort: port, proto: 6))
+            switch h.flows.view.insert(reverse, hash: hash, value: FlowValue(backend: 0), event: .tcp(flags: 0x02), now: 100) {
             case .full: break
-            case .inserted(let h), .replaced(let h, _), .existing(let h):
-                _ = flows.view.remove(h)
+            case .inserted(let entry), .replaced(let entry, _), .existing(let entry):
+                _ = h.flows.view.remove(entry)
                 continue
             }
-            let newFlows = counters.read(.newFlows)
+            let newFlows = h.counters[0].read(.newFlows)
             var syn = tcpFrame(dstMAC: mac0, srcMAC: clientMAC, src: client, dst: vip, sport: port, dport: 80, flags: 0x02)
-            #expect(run(&syn, ingress: 0, &context).0 == .transmit(.forwardToBackend))
-            if counters.read(.newFlows) > newFlows { found = port; break }
+            #expect(run(&syn, ingress: 0, &h.contexts[0]).0 == .transmit(.forwardToBackend))
+            if h.counters[0].read(.newFlows) > newFlows { found = port; break }
         }
         let port = try #require(found, "no client port with a full reverse window and a free forward one")
-        PacketPipeline.commitDeferred(&context)
-        #expect(counters.read(.reverseEntriesLost) == 1)
+        PacketPipeline.commitDeferred(&h.contexts[0])
+        #expect(h.counters[0].read(.reverseEntriesLost) == 1)
         var reply = tcpFrame(dstMAC: mac1, srcMAC: MACAddress("02:00:00:00:be:11")!, src: backend, dst: client, sport: 8080,
                              dport: port, flags: 0x12)
-        #expect(run(&reply, ingress: 1, &context).0 == .drop(.notOwnedAddress))
+        #expect(run(&reply, ingress: 1, &h.contexts[0]).0 == .drop(.notOwnedAddress))
         // The counter is taken once: another commit adds nothing.
-        PacketPipeline.commitDeferred(&context)
-        #expect(counters.read(.reverseEntriesLost) == 1)
+        PacketPipeline.commitDeferred(&h.contexts[0])
+        #expect(h.counters[0].read(.reverseEntriesLost) == 1)
     }
 
     func run(_ frame: inout [UInt8], ingress: Int, _ context: inout PipelineContext) -> (Verdict, Int) {
@@ -504,5 +436,40 @@ import SluiceMaglev
             parsed = ParsedFrame()
             #expect(FrameParser.parse(r.baseAddress!, length: r.count, into: &parsed, ipv4HeaderVerified: true) == nil)
         }
+    }
+}
+
+/// One data plane for the tests above: `yaml`'s snapshot with its `neighbors` learned, one flow
+/// table and one fragment table, and a `PipelineContext` per worker, each with its own counters
+/// and — `keptBack` given — its own buffer of kept-back reverse entries of that capacity. Holds
+/// every table for the contexts, which hold them unretained.
+final class PipelineHarness {
+    let snapshot: DataPlaneSnapshot
+    let neighbors = NeighborTable(capacity: 64)
+    let flows: FlowTable
+    let fragments = FragmentTable(capacity: 64)
+    let counters: [WorkerCounters]
+    let deferred: UnsafeMutablePointer<DeferredReverseEntries>
+    var contexts: [PipelineContext] = []
+
+    init(yaml: String, portMACs: [MACAddress], workers: Int = 1, keptBack: Int? = nil, now: UInt32 = 100) throws {
+        let config = try SluicedConfig.parse(yaml: yaml, file: "t.yaml")
+        snapshot = try config.makeSnapshot(portMACs: portMACs)
+        flows = try FlowTable(capacity: 1024)
+        counters = (0..<workers).map { _ in WorkerCounters() }
+        deferred = .allocate(capacity: workers)
+        for i in 0..<workers { (deferred + i).initialize(to: DeferredReverseEntries(capacity: keptBack ?? 1)) }
+        for (a, m) in config.neighbors { neighbors.learn(a.mapped, mac: m, now: now) }
+        for i in 0..<workers {
+            var context = PipelineContext(snapshot: snapshot, neighbors: neighbors, flows: flows.view, counters: counters[i],
+                                          now: now, fragments: fragments)
+            if keptBack != nil { context.deferredReverse = deferred + i }
+            contexts.append(context)
+        }
+    }
+
+    deinit {
+        deferred.deinitialize(count: counters.count)
+        deferred.deallocate()
     }
 }
